@@ -1,0 +1,1 @@
+"""ingest: the Starlette receiver of Landbot MessageHooks; publishes to Kafka, spools when it cannot."""

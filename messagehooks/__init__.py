@@ -1,0 +1,1 @@
+"""Shared kernel of messagehooks: settings, schema, ids, topics, broker and CLI."""

@@ -1,0 +1,115 @@
+"""Typed records of the pipeline: the Landbot payload as received and the normalized message.
+
+The Landbot structs mirror DESIGN §2 and tolerate unknown fields (msgspec ignores them), so a
+new field from Landbot never fails a delivery; the original bytes travel alongside as `raw`.
+"""
+
+from typing import Any, Literal
+
+import msgspec
+
+SCHEMA_VERSION = 1
+
+Role = Literal["customer", "bot", "agent", "sys", "unknown"]
+"""Who sent a message. Only customer, bot and agent messages form turns."""
+
+TURN_ROLES: frozenset[str] = frozenset({"customer", "bot", "agent"})
+
+# Scalars Landbot sends as ids: usually ints, sometimes strings (UUIDs, phone numbers).
+Id = int | str
+
+
+class LandbotSender(msgspec.Struct, kw_only=True):
+    """`sender` of a Landbot message."""
+
+    id: Id | None = None
+    name: str | None = None
+    type: str | None = None
+
+
+class LandbotCustomer(msgspec.Struct, kw_only=True):
+    """`customer` of a Landbot message (extra keys are custom fields, kept in `raw`)."""
+
+    id: Id | None = None
+    country: str | None = None
+
+
+class LandbotChannel(msgspec.Struct, kw_only=True):
+    """`channel` of a Landbot message."""
+
+    id: Id | None = None
+    name: str | None = None
+    type: str | None = None
+
+
+class LandbotRaw(msgspec.Struct, kw_only=True):
+    """`_raw`: Landbot's internal copy of the message."""
+
+    chat: Id | None = None
+    uuid: str | None = None
+    seq: int | None = None
+    author_type: str | None = None
+    action: str | None = None
+
+
+class LandbotMessage(msgspec.Struct, kw_only=True, rename={"raw": "_raw"}):
+    """One element of a MessageHook body's `messages` list."""
+
+    type: str
+    timestamp: float
+    data: dict[str, Any] = msgspec.field(default_factory=dict)
+    sender: LandbotSender | None = None
+    customer: LandbotCustomer | None = None
+    channel: LandbotChannel | None = None
+    raw: LandbotRaw | None = None
+    action: str | None = None
+
+
+class Message(msgspec.Struct, kw_only=True, frozen=True):
+    """A normalized message: the record of the `messages` topic and the input of streams.
+
+    `chat_id` is a string so that every chat id Landbot may send (int or not) keys the same way.
+    Ordering within a chat is by `order_key()`: (timestamp, seq, message_id).
+    """
+
+    message_id: str
+    chat_id: str
+    hook: str
+    type: str
+    role: Role
+    timestamp: float
+    seq: int | None = None
+    sender_id: str | None = None
+    channel_id: str | None = None
+    body: str | None = None
+    payload: str | None = None
+    options: tuple[str, ...] = ()
+    action: str | None = None
+    country: str | None = None
+    received_at: float = 0.0
+    request_id: str = ""
+    raw: msgspec.Raw = msgspec.Raw(b"null")
+    schema_version: int = SCHEMA_VERSION
+
+    def order_key(self) -> tuple[float, int, str]:
+        """Sort key of a message within its chat (event time, then Landbot's seq, then id)."""
+        return (self.timestamp, -1 if self.seq is None else self.seq, self.message_id)
+
+    @property
+    def is_event(self) -> bool:
+        """Events (assign/unassign, ...) mark a conversation but are never turns."""
+        return self.type == "event"
+
+
+def encode_message(message: Message) -> bytes:
+    """JSON bytes of a message as published on the `messages` topic."""
+    return _ENCODER.encode(message)
+
+
+def decode_message(data: bytes) -> Message:
+    """Inverse of `encode_message`; raises msgspec.ValidationError on a malformed record."""
+    return _MESSAGE_DECODER.decode(data)
+
+
+_ENCODER = msgspec.json.Encoder()
+_MESSAGE_DECODER = msgspec.json.Decoder(Message)

@@ -1,0 +1,1 @@
+"""streams: Faust agents that sessionize messages into conversations, turns and turn pairs."""
