@@ -1,0 +1,39 @@
+# messagehooks: `make run` starts the whole pipeline, `make test` runs every test.
+# Both create .venv on first use (python3 -m venv; pip install -e '.[dev]').
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.DEFAULT_GOAL := help
+.PHONY: help venv run test check format clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)  ## create .venv and install the project with its dev tools
+
+run: $(STAMP)  ## run broker + ingest (+ stream worker) on this machine; Ctrl-C stops all
+	$(BIN)/messagehooks up
+
+test: $(STAMP)  ## run every test (unit, property, integration on the embedded broker)
+	$(BIN)/pytest
+
+check: $(STAMP)  ## format check, lint, type check
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+format: $(STAMP)  ## apply ruff's formatting and safe fixes
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:  ## remove .venv, caches and local data
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache data dist

@@ -1,0 +1,78 @@
+"""The ingest's Starlette application: `create_app(settings, publisher)` with its lifespan."""
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ingest.metrics import IngestMetrics
+from ingest.publisher import KafkaPublisher, Publisher
+from ingest.routes import Ingest, ORJSONResponse
+from messagehooks.errors import InvalidPayload, Unauthorized, UnknownHook
+from messagehooks.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings, publisher: Publisher | None = None) -> Starlette:
+    """The ingest app; `publisher` defaults to Kafka with the durable spool."""
+    metrics = IngestMetrics()
+    ingest = Ingest(settings, publisher or KafkaPublisher(settings, metrics), metrics)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if not settings.hooks_configured:
+            logger.warning(
+                "no MESSAGEHOOKS_HOOKS configured: dev hook 'default' accepts any request without a token"
+            )
+        await ingest.publisher.start()
+        try:
+            yield
+        finally:
+            await ingest.publisher.stop()
+
+    async def unauthorized(request: Request, exc: Exception) -> Response:
+        metrics.unauthorized.inc()
+        metrics.requests.labels(request.path_params.get("hook", "_unknown"), "401").inc()
+        return _error(401, "unauthorized", str(exc), {"WWW-Authenticate": "Token"})
+
+    async def unknown_hook(request: Request, exc: Exception) -> Response:
+        return _error(404, "unknown_hook", str(exc))
+
+    async def invalid(request: Request, exc: Exception) -> Response:
+        if not isinstance(exc, InvalidPayload):  # pragma: no cover - registered for it only
+            raise exc
+        return _error(exc.status, exc.reason, exc.detail)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        if not isinstance(exc, HTTPException):  # pragma: no cover - registered for it only
+            raise exc
+        return _error(exc.status_code, "http_error", str(exc.detail), dict(exc.headers or {}))
+
+    app = Starlette(
+        routes=[
+            Route("/hooks/{hook}", ingest.receive, methods=["POST"]),
+            Route("/healthz", ingest.healthz, methods=["GET"]),
+            Route("/readyz", ingest.readyz, methods=["GET"]),
+            Route("/metrics", ingest.metrics_endpoint, methods=["GET"]),
+            Route("/openapi.json", ingest.openapi, methods=["GET"]),
+        ],
+        exception_handlers={
+            Unauthorized: unauthorized,
+            UnknownHook: unknown_hook,
+            InvalidPayload: invalid,
+            HTTPException: http_error,
+        },
+        lifespan=lifespan,
+    )
+    app.state.ingest = ingest
+    return app
+
+
+def _error(status: int, error: str, detail: str, headers: dict[str, str] | None = None) -> Response:
+    return ORJSONResponse({"error": error, "detail": detail}, status_code=status, headers=headers)

@@ -1,0 +1,150 @@
+"""The OpenAPI 3.1 document of the ingest, with the request schema generated from the models."""
+
+from functools import cache
+from typing import Any
+
+import msgspec
+
+from messagehooks.schema import LandbotMessage
+from messagehooks.settings import Settings
+
+
+@cache
+def _message_schema() -> tuple[dict[str, Any], dict[str, Any]]:
+    schema, components = msgspec.json.schema_components(
+        [LandbotMessage], ref_template="#/components/schemas/{name}"
+    )
+    return schema[0], components
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+
+
+def openapi_document(settings: Settings) -> dict[str, Any]:
+    """OpenAPI for ``POST /hooks/{hook}`` and the operational endpoints."""
+    message_ref, components = _message_schema()
+    reject = "202 instead of 4xx (MESSAGEHOOKS_REJECT_WITH_202)" if settings.reject_with_202 else ""
+    accepted = {
+        "type": "object",
+        "required": ["accepted", "rejected", "request_id"],
+        "properties": {
+            "accepted": {"type": "integer", "minimum": 0},
+            "rejected": {"type": "integer", "minimum": 0},
+            "request_id": {"type": "string"},
+            "spooled": {"type": "boolean"},
+            "errors": {"type": "array", "items": {"$ref": "#/components/schemas/MessageError"}},
+        },
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "messagehooks ingest",
+            "version": "1",
+            "description": "Receives Landbot MessageHooks and publishes them durably to Kafka.",
+        },
+        "paths": {
+            "/hooks/{hook}": {
+                "post": {
+                    "summary": "Receive a Landbot MessageHook delivery",
+                    "parameters": [
+                        {
+                            "name": "hook",
+                            "in": "path",
+                            "required": True,
+                            "schema": {
+                                "type": "string",
+                                "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+                            },
+                        },
+                        {"name": "sentry-trace", "in": "header", "schema": {"type": "string"}},
+                    ],
+                    "security": [{"landbotToken": []}, {}],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["messages"],
+                                    "properties": {
+                                        "messages": {
+                                            "type": "array",
+                                            "minItems": 1,
+                                            "items": message_ref,
+                                        }
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "Every record acknowledged by Kafka (acks=all)",
+                            "content": {"application/json": {"schema": accepted}},
+                        },
+                        "202": {
+                            "description": "Records fsynced in the local spool (broker unavailable); "
+                            f"forwarded later. {reject}",
+                            "content": {"application/json": {"schema": accepted}},
+                        },
+                        "400": _error("Body is not UTF-8 JSON"),
+                        "401": _error("Missing or wrong token"),
+                        "404": _error("Unknown hook"),
+                        "413": _error("Body or message count over the limit"),
+                        "422": _error("No valid message (each rejected one is dead-lettered)"),
+                    },
+                }
+            },
+            "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "alive"}}}},
+            "/readyz": {
+                "get": {
+                    "summary": "Readiness: broker reachable, topics present, spool empty",
+                    "responses": {
+                        "200": {"description": "ready"},
+                        "503": {"description": "degraded"},
+                    },
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics",
+                    "responses": {"200": {"description": "metrics"}},
+                }
+            },
+        },
+        "components": {
+            "securitySchemes": {
+                "landbotToken": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "Authorization",
+                    "description": "`Token <token>` (Landbot) or `Bearer <token>`",
+                }
+            },
+            "schemas": {
+                **components,
+                "Error": {
+                    "type": "object",
+                    "required": ["error", "detail"],
+                    "properties": {
+                        "error": {"type": "string"},
+                        "detail": {"type": "string"},
+                        "request_id": {"type": "string"},
+                    },
+                },
+                "MessageError": {
+                    "type": "object",
+                    "properties": {
+                        "index": {"type": ["integer", "null"]},
+                        "error": {"type": "string"},
+                        "detail": {"type": "string"},
+                        "field": {"type": ["string", "null"]},
+                    },
+                },
+            },
+        },
+    }

@@ -1,0 +1,79 @@
+"""The Kafka records one accepted request produces (DESIGN §4): raw, messages, events, dead-letter."""
+
+import base64
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+import orjson
+
+from ingest.spool import Record
+from ingest.validation import Rejection
+from messagehooks.schema import SCHEMA_VERSION, Message, encode_message
+from messagehooks.topics import Topics
+
+
+def message_records(topics: Topics, messages: Sequence[Message]) -> list[Record]:
+    """Each message on `messages` (and events also on `events`), keyed by chat id."""
+    records: list[Record] = []
+    for message in messages:
+        value = encode_message(message)
+        key = message.chat_id.encode()
+        records.append(Record(topics.messages, key, value))
+        if message.is_event:
+            records.append(Record(topics.events, key, value))
+    return records
+
+
+def raw_record(
+    topics: Topics,
+    *,
+    hook: str,
+    body: bytes,
+    request_id: str,
+    received_at: float,
+    headers: dict[str, str],
+) -> Record:
+    """The whole accepted body with what is needed to re-derive every id from it (backfill)."""
+    value = orjson.dumps(
+        {
+            "schema_version": SCHEMA_VERSION,
+            "request_id": request_id,
+            "hook": hook,
+            "received_at": received_at,
+            "headers": headers,
+            "body": orjson.Fragment(body),
+        }
+    )
+    return Record(topics.raw, hook.encode(), value)
+
+
+def dead_letter_record(
+    topics: Topics, *, hook: str, request_id: str, received_at: float, rejection: Rejection
+) -> Record:
+    """A rejected body or message with its reason and its original bytes."""
+    value: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "request_id": request_id,
+        "hook": hook,
+        "received_at": received_at,
+        "reason": rejection.reason,
+        "detail": rejection.detail,
+        "field": rejection.field,
+        "message_index": rejection.index,
+        **encode_original(rejection.original),
+    }
+    return Record(topics.dead_letter, hook.encode(), orjson.dumps(value))
+
+
+def encode_original(original: bytes) -> dict[str, str]:
+    """Original bytes as text when they are UTF-8, else base64 (named by `original_encoding`)."""
+    try:
+        return {"original_encoding": "utf-8", "original": original.decode("utf-8")}
+    except UnicodeDecodeError:
+        return {"original_encoding": "base64", "original": base64.b64encode(original).decode()}
+
+
+def decode_json(value: bytes) -> Any:
+    """Decode any record of the project's topics (for tail and tests)."""
+    return msgspec.json.decode(value)

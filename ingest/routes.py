@@ -1,0 +1,193 @@
+"""HTTP routes of the ingest: the hook endpoint and the operational endpoints."""
+
+import logging
+import time
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import orjson
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+
+from ingest.auth import authenticate
+from ingest.metrics import IngestMetrics
+from ingest.openapi import openapi_document
+from ingest.publisher import Publisher
+from ingest.records import dead_letter_record, message_records, raw_record
+from ingest.spool import Record
+from ingest.validation import Parsed, Rejection, parse_body
+from messagehooks.errors import InvalidPayload, UnknownHook
+from messagehooks.logging import request_id_var
+from messagehooks.settings import HOOK_NAME, Hook, Settings
+
+logger = logging.getLogger(__name__)
+
+_RECENT_IDS = 100_000
+_FORWARDED_HEADERS = ("sentry-trace", "user-agent")
+
+
+class ORJSONResponse(JSONResponse):
+    """JSON response rendered by orjson (16x the stdlib, PERFORMANCE.md)."""
+
+    def render(self, content: object) -> bytes:
+        return orjson.dumps(content)
+
+
+@dataclass
+class Ingest:
+    """The state shared by the routes of one app: settings, publisher, metrics."""
+
+    settings: Settings
+    publisher: Publisher
+    metrics: IngestMetrics
+
+    def __post_init__(self) -> None:
+        self._recent_ids: OrderedDict[str, None] = OrderedDict()
+
+    async def receive(self, request: Request) -> Response:
+        """``POST /hooks/{hook}``: authenticate, validate, publish, answer once durable."""
+        request_id = uuid.uuid4().hex
+        token = request_id_var.set(request_id)
+        name = request.path_params["hook"]
+        try:
+            hook = self._hook(name)
+            authenticate(hook, request.headers.get("authorization"))
+            response = await self._accept(request, hook, request_id)
+        finally:
+            request_id_var.reset(token)
+        self.metrics.requests.labels(hook.name, str(response.status_code)).inc()
+        return response
+
+    def _hook(self, name: str) -> Hook:
+        hook = self.settings.hook(name) if HOOK_NAME.match(name) else None
+        if hook is None:
+            self.metrics.requests.labels("_unknown", "404").inc()
+            raise UnknownHook(f"no hook named {name[:64]!r}")
+        return hook
+
+    async def _accept(self, request: Request, hook: Hook, request_id: str) -> Response:
+        received_at = time.time()
+        body: bytes | None = None
+        try:
+            body = await self._read_body(request)
+            parsed = parse_body(
+                body,
+                hook=hook,
+                sentry_trace=request.headers.get("sentry-trace"),
+                received_at=received_at,
+                request_id=request_id,
+                max_messages=self.settings.max_messages_per_request,
+            )
+        except InvalidPayload as exc:
+            original = body if body is not None else b""
+            parsed = Parsed([], [Rejection(exc.reason, exc.detail, exc.field, None, original, exc.status)])
+        records = self._records(request, hook, request_id, received_at, body, parsed)
+        delivery = await self.publisher.publish(records)
+        for rejection in parsed.rejections:
+            self.metrics.dead_letters.labels(rejection.reason).inc()
+            logger.warning(
+                "dead-lettered",
+                extra={"hook": hook.name, "reason": rejection.reason, "index": rejection.index},
+            )
+        self._count(parsed)
+        return self._response(parsed, request_id, spooled=delivery == "spooled")
+
+    async def _read_body(self, request: Request) -> bytes:
+        limit = self.settings.max_body_bytes
+        too_large = InvalidPayload("body_too_large", f"request body exceeds {limit} bytes", status=413)
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise too_large
+        chunks = bytearray()
+        try:
+            async for chunk in request.stream():
+                chunks.extend(chunk)
+                if len(chunks) > limit:
+                    raise too_large
+        except ClientDisconnect as exc:
+            raise InvalidPayload("client_disconnected", "the client went away", status=400) from exc
+        return bytes(chunks)
+
+    def _records(
+        self,
+        request: Request,
+        hook: Hook,
+        request_id: str,
+        received_at: float,
+        body: bytes | None,
+        parsed: Parsed,
+    ) -> list[Record]:
+        topics = self.settings.topics
+        records: list[Record] = []
+        if parsed.messages and body is not None:
+            headers = {h: v for h in _FORWARDED_HEADERS if (v := request.headers.get(h))}
+            records.append(
+                raw_record(
+                    topics,
+                    hook=hook.name,
+                    body=body,
+                    request_id=request_id,
+                    received_at=received_at,
+                    headers=headers,
+                )
+            )
+        records.extend(message_records(topics, parsed.messages))
+        records.extend(
+            dead_letter_record(
+                topics, hook=hook.name, request_id=request_id, received_at=received_at, rejection=r
+            )
+            for r in parsed.rejections
+        )
+        return records
+
+    def _count(self, parsed: Parsed) -> None:
+        for message in parsed.messages:
+            self.metrics.count_message(message.type, message.role)
+            if message.message_id in self._recent_ids:
+                self.metrics.duplicates.inc()
+                self._recent_ids.move_to_end(message.message_id)
+            else:
+                self._recent_ids[message.message_id] = None
+                if len(self._recent_ids) > _RECENT_IDS:
+                    self._recent_ids.popitem(last=False)
+
+    def _response(self, parsed: Parsed, request_id: str, *, spooled: bool) -> Response:
+        content: dict[str, object] = {
+            "accepted": len(parsed.messages),
+            "rejected": len(parsed.rejections),
+            "request_id": request_id,
+        }
+        if spooled:
+            content["spooled"] = True
+        if parsed.rejections:
+            content["errors"] = [
+                {"index": r.index, "error": r.reason, "detail": r.detail, "field": r.field}
+                for r in parsed.rejections
+            ]
+        if parsed.messages or not parsed.rejections:
+            return ORJSONResponse(content, status_code=202 if spooled else 200)
+        first = parsed.rejections[0]
+        content = {"error": first.reason, "detail": first.detail, **content}
+        status = 202 if self.settings.reject_with_202 else first.status
+        return ORJSONResponse(content, status_code=status)
+
+    async def healthz(self, request: Request) -> Response:
+        """Liveness: the process serves HTTP."""
+        return ORJSONResponse({"status": "ok"})
+
+    async def readyz(self, request: Request) -> Response:
+        """Readiness: 200 when the broker is reachable, topics exist and the spool is empty."""
+        state, detail = self.publisher.readiness()
+        return ORJSONResponse(
+            {"status": state, "detail": detail}, status_code=200 if state == "ready" else 503
+        )
+
+    async def metrics_endpoint(self, request: Request) -> Response:
+        """Prometheus exposition of this process's metrics."""
+        return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    async def openapi(self, request: Request) -> Response:
+        """The OpenAPI document of the hook endpoint."""
+        return ORJSONResponse(openapi_document(self.settings))

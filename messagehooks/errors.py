@@ -1,0 +1,47 @@
+"""Errors of messagehooks, one tree under `MessageHooksError`.
+
+MessageHooksError
+├── ConfigError          a setting is missing or malformed (CLI message, exit 2)
+├── Unauthorized         401: no or wrong token for a hook
+├── UnknownHook          404: no hook of that name
+├── InvalidPayload       400/413/422 + a dead-letter record: authenticated but unusable
+└── BrokerUnavailable    Kafka did not acknowledge in time (the ingest spools instead)
+"""
+
+
+class MessageHooksError(Exception):
+    """Root of every error this project raises on purpose."""
+
+
+class ConfigError(MessageHooksError):
+    """A setting is missing or malformed."""
+
+
+class Unauthorized(MessageHooksError):
+    """The request carries no token, or not one of the hook's tokens."""
+
+
+class UnknownHook(MessageHooksError):
+    """The request names a hook that is not configured."""
+
+
+class InvalidPayload(MessageHooksError):
+    """An authenticated payload (or one message of it) cannot be used.
+
+    Args:
+        reason: a short machine-readable code, e.g. ``malformed_json`` (also a metric label).
+        detail: a human sentence naming the problem and what was expected.
+        field: the JSON path of the offending field, when there is one.
+        status: the HTTP status that answers it.
+    """
+
+    def __init__(self, reason: str, detail: str, *, field: str | None = None, status: int = 422):
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+        self.field = field
+        self.status = status
+
+
+class BrokerUnavailable(MessageHooksError):
+    """Kafka did not acknowledge a produce request before the deadline."""

@@ -1,0 +1,75 @@
+"""Kafka clients configured for this project: producer settings, topic creation, probes.
+
+Producer settings follow BROKER.md/PERFORMANCE.md: acks=all, no idempotence (Tansu rejects
+aiokafka's InitProducerId), linger 0 and 64 KiB batches on the request path.
+"""
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+from messagehooks.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+PRODUCER_SETTINGS: dict[str, Any] = {
+    "acks": "all",
+    "enable_idempotence": False,
+    "linger_ms": 0,
+    "max_batch_size": 65536,
+    "request_timeout_ms": 10_000,
+}
+
+
+def make_producer(bootstrap: str, **overrides: Any) -> AIOKafkaProducer:
+    """An unstarted producer with the project's durable settings."""
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap, client_id="messagehooks", **{**PRODUCER_SETTINGS, **overrides}
+    )
+
+
+async def ensure_topics(
+    bootstrap: str, names: Iterable[str], *, partitions: int, replication_factor: int = 1
+) -> list[str]:
+    """Create the missing topics (idempotent); returns the names it created."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="messagehooks-admin")
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [name for name in names if name not in existing]
+        if missing:
+            new = [NewTopic(n, partitions, replication_factor) for n in missing]
+            try:
+                await admin.create_topics(new)
+            except TopicAlreadyExistsError:
+                pass  # another replica of the ingest created them first
+            logger.info("created topics", extra={"topics": missing, "partitions": partitions})
+        return missing
+    finally:
+        await admin.close()
+
+
+async def ensure_project_topics(settings: Settings) -> list[str]:
+    """Create the topics of DESIGN §4 with the configured partitions."""
+    return await ensure_topics(
+        settings.bootstrap,
+        settings.topics.all(),
+        partitions=settings.partitions,
+        replication_factor=settings.replication_factor,
+    )
+
+
+async def topics_present(producer: AIOKafkaProducer, names: Iterable[str], timeout: float) -> bool:
+    """True if the broker answers a metadata request listing every topic in `names`."""
+    try:
+        async with asyncio.timeout(timeout):
+            cluster = await producer.client.fetch_all_metadata()
+    except (TimeoutError, KafkaError, OSError):
+        return False
+    known = cluster.topics()
+    return all(name in known for name in names)

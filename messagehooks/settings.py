@@ -1,0 +1,218 @@
+"""Settings of every process, read once from ``MESSAGEHOOKS_*`` variables at the entry point.
+
+`load_settings(environ)` is the only reader of the environment; tests pass a dict. Each field's
+docstring in `SETTINGS_HELP` is the text of ``--help`` and of docs/CONFIG.md.
+"""
+
+import json
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from starlette.config import Config
+from starlette.datastructures import Secret
+
+from messagehooks.errors import ConfigError
+from messagehooks.topics import Topics
+
+ENV_PREFIX = "MESSAGEHOOKS_"
+HOOK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+DEV_HOOK = "default"
+
+
+@dataclass(frozen=True, slots=True)
+class Hook:
+    """One MessageHook: Landbot posts to ``/hooks/{name}`` with one of `tokens`.
+
+    A hook without tokens is a development hook that accepts any request; a hook without a
+    channel accepts messages of any channel.
+    """
+
+    name: str
+    channel: str | None = None
+    tokens: tuple[Secret, ...] = ()
+
+    @property
+    def open(self) -> bool:
+        """True for a development hook that needs no token."""
+        return not self.tokens
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything a process needs; built once by `load_settings` and passed down."""
+
+    kafka_bootstrap: str | None = None
+    broker_port: int = 19092
+    topic_prefix: str = "landbot."
+    partitions: int = 6
+    replication_factor: int = 1
+    hooks: tuple[Hook, ...] = (Hook(DEV_HOOK),)
+    hooks_configured: bool = False
+    reject_with_202: bool = False
+    produce_timeout: float = 5.0
+    max_body_bytes: int = 1_048_576
+    max_messages_per_request: int = 1000
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = Path("data")
+    log_level: str = "INFO"
+    conversation_gap: float = 1800.0
+    allowed_lateness: float = 10.0
+    context_turns: int = 3
+    worker_id: str = "messagehooks-streams"
+    table_store: str = "memory://"
+    session_timeout: float = 2.0
+
+    @property
+    def embedded(self) -> bool:
+        """True when the project runs its own Tansu broker (no bootstrap configured)."""
+        return self.kafka_bootstrap is None
+
+    @property
+    def bootstrap(self) -> str:
+        """``host:port`` of Kafka: the configured cluster, or the embedded broker's port."""
+        return self.kafka_bootstrap or f"127.0.0.1:{self.broker_port}"
+
+    @property
+    def topics(self) -> Topics:
+        """Topic names for the configured prefix."""
+        return Topics(self.topic_prefix)
+
+    @property
+    def spool_path(self) -> Path:
+        """SQLite file of the ingest's durable spool."""
+        return self.data_dir / "spool" / "spool.sqlite3"
+
+    def hook(self, name: str) -> Hook | None:
+        """The hook called `name`, if configured."""
+        for hook in self.hooks:
+            if hook.name == name:
+                return hook
+        return None
+
+
+SETTINGS_HELP: dict[str, str] = {
+    "KAFKA_BOOTSTRAP": "host:port of a Kafka cluster; unset = start the embedded Tansu broker",
+    "BROKER_PORT": "port of the embedded broker (only when KAFKA_BOOTSTRAP is unset)",
+    "TOPIC_PREFIX": "prefix of every topic name",
+    "PARTITIONS": "partitions of each topic created at startup",
+    "REPLICATION_FACTOR": "replication factor of topics created at startup",
+    "HOOKS": "JSON list of hooks {name, channel, token|tokens}, or a path to a .json/.toml file",
+    "REJECT_WITH_202": "answer authenticated-but-invalid payloads with 202 (still dead-lettered)",
+    "PRODUCE_TIMEOUT": "seconds to wait for Kafka's ack before spooling the request to disk",
+    "MAX_BODY_BYTES": "largest request body accepted (413 above)",
+    "MAX_MESSAGES_PER_REQUEST": "most messages in one POST (413 above)",
+    "HOST": "address the ingest listens on (0.0.0.0 to accept Landbot from outside)",
+    "PORT": "port of the ingest",
+    "DATA_DIR": "directory of the spool and the datasets",
+    "LOG_LEVEL": "level of the JSON logs",
+    "CONVERSATION_GAP": "seconds of silence that close a conversation",
+    "ALLOWED_LATENESS": "seconds of event time a message may arrive late and still be ordered",
+    "CONTEXT_TURNS": "turns of context kept with each turn pair",
+    "WORKER_ID": "Faust app id = consumer group of the stream workers",
+    "TABLE_STORE": "Faust table store URL (memory:// or rocksdb://)",
+    "SESSION_TIMEOUT": "Kafka consumer session timeout of stream workers, in seconds",
+}
+
+
+def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
+    """Build `Settings` from ``MESSAGEHOOKS_*`` variables in `environ`.
+
+    Raises:
+        ConfigError: a variable is malformed (the message names it and what was expected).
+    """
+    config = Config(environ=environ, env_prefix=ENV_PREFIX)
+    try:
+        hooks_value = config("HOOKS", cast=str, default="")
+        hooks = parse_hooks(hooks_value) if hooks_value.strip() else (Hook(DEV_HOOK),)
+        bootstrap = config("KAFKA_BOOTSTRAP", cast=str, default="").strip() or None
+        defaults = Settings()
+        return Settings(
+            kafka_bootstrap=bootstrap,
+            broker_port=config("BROKER_PORT", cast=int, default=defaults.broker_port),
+            topic_prefix=config("TOPIC_PREFIX", cast=str, default=defaults.topic_prefix),
+            partitions=_positive(config("PARTITIONS", cast=int, default=6), "PARTITIONS"),
+            replication_factor=config("REPLICATION_FACTOR", cast=int, default=1),
+            hooks=hooks,
+            hooks_configured=bool(hooks_value.strip()),
+            reject_with_202=config("REJECT_WITH_202", cast=bool, default=False),
+            produce_timeout=config("PRODUCE_TIMEOUT", cast=float, default=5.0),
+            max_body_bytes=config("MAX_BODY_BYTES", cast=int, default=defaults.max_body_bytes),
+            max_messages_per_request=config("MAX_MESSAGES_PER_REQUEST", cast=int, default=1000),
+            host=config("HOST", cast=str, default=defaults.host),
+            port=config("PORT", cast=int, default=defaults.port),
+            data_dir=Path(config("DATA_DIR", cast=str, default=str(defaults.data_dir))),
+            log_level=config("LOG_LEVEL", cast=str, default="INFO").upper(),
+            conversation_gap=config("CONVERSATION_GAP", cast=float, default=1800.0),
+            allowed_lateness=config("ALLOWED_LATENESS", cast=float, default=10.0),
+            context_turns=config("CONTEXT_TURNS", cast=int, default=3),
+            worker_id=config("WORKER_ID", cast=str, default=defaults.worker_id),
+            table_store=config("TABLE_STORE", cast=str, default=defaults.table_store),
+            session_timeout=config("SESSION_TIMEOUT", cast=float, default=2.0),
+        )
+    except ValueError as exc:
+        # starlette.config names the variable and the cast that failed.
+        raise ConfigError(f"{exc}; check the {ENV_PREFIX}* variables") from exc
+
+
+def _positive(value: int, name: str) -> int:
+    if value < 1:
+        raise ConfigError(f"{ENV_PREFIX}{name} must be at least 1, got {value}")
+    return value
+
+
+def parse_hooks(value: str) -> tuple[Hook, ...]:
+    """Hooks from a JSON list, or from a path to a JSON or TOML file (``[[hooks]]`` tables).
+
+    Raises:
+        ConfigError: malformed JSON/TOML, a hook without a valid name, or duplicated names.
+    """
+    text = value.strip()
+    if not text.startswith("["):
+        path = Path(text)
+        if not path.is_file():
+            raise ConfigError(f"{ENV_PREFIX}HOOKS is neither a JSON list nor an existing file: {text[:80]!r}")
+        text = path.read_text(encoding="utf-8")
+        if path.suffix == ".toml":
+            try:
+                return _hooks_from_items(tomllib.loads(text).get("hooks", []))
+            except tomllib.TOMLDecodeError as exc:
+                raise ConfigError(f"{ENV_PREFIX}HOOKS file {path} is not valid TOML: {exc}") from exc
+    try:
+        items = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{ENV_PREFIX}HOOKS is not valid JSON: {exc.msg} at {exc.pos}") from exc
+    return _hooks_from_items(items)
+
+
+def _hooks_from_items(items: Any) -> tuple[Hook, ...]:
+    if not isinstance(items, list) or not items:
+        raise ConfigError(f"{ENV_PREFIX}HOOKS must be a non-empty list of hook objects")
+    hooks: list[Hook] = []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise ConfigError(f"{ENV_PREFIX}HOOKS[{index}] must be an object, got {type(item).__name__}")
+        name = item.get("name")
+        if not isinstance(name, str) or not HOOK_NAME.match(name):
+            raise ConfigError(f"{ENV_PREFIX}HOOKS[{index}].name must match {HOOK_NAME.pattern}, got {name!r}")
+        raw_tokens = item.get("tokens", [item["token"]] if "token" in item else [])
+        if not isinstance(raw_tokens, list) or not all(isinstance(t, str) and t for t in raw_tokens):
+            # Never echo the value: it may be a secret.
+            raise ConfigError(f"{ENV_PREFIX}HOOKS[{index}] tokens must be non-empty strings")
+        channel = item.get("channel")
+        hooks.append(
+            Hook(
+                name=name,
+                channel=None if channel is None else str(channel),
+                tokens=tuple(Secret(t) for t in raw_tokens),
+            )
+        )
+    names = [h.name for h in hooks]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{ENV_PREFIX}HOOKS has duplicate hook names: {sorted(names)}")
+    return tuple(hooks)
