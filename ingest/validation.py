@@ -245,9 +245,10 @@ def _option_text(item: Any) -> str | None:
 
 
 def _field_of(exc: msgspec.ValidationError) -> str | None:
-    # msgspec ends its messages with "- at `$.path`"
+    """The JSON path msgspec names: "... - at `$.path`", or "missing required field `x`"."""
     text = str(exc)
-    marker = "at `"
-    if marker in text:
-        return text.rsplit(marker, 1)[1].rstrip("`")
-    return None
+    path = text.rsplit("at `", 1)[1].rstrip("`") if " - at `" in text else "$"
+    missing = "missing required field `"
+    if missing in text:
+        return f"{path}.{text.split(missing, 1)[1].split('`', 1)[0]}"
+    return path if " - at `" in text else None

@@ -1,0 +1,101 @@
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from messagehooks.broker import free_port
+from messagehooks.cli import main
+from messagehooks.settings import SETTINGS_HELP
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging():
+    """`main` configures the root logger onto the (captured) stderr: undo it after each test."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def _help(command: str, capsys) -> str:
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    return capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("command", "variables"),
+    [
+        ("up", ["HOST", "PORT", "DATA_DIR", "BROKER_PORT"]),
+        ("ingest", ["HOST", "PORT", "DATA_DIR"]),
+        ("broker", ["BROKER_PORT"]),
+    ],
+)
+def test_help_names_each_flags_env_var(command, variables, capsys):
+    text = " ".join(_help(command, capsys).split())
+    for variable in variables:
+        assert f"[env: MESSAGEHOOKS_{variable}]" in text
+        assert SETTINGS_HELP[variable].split()[0] in text
+
+
+def test_help_never_echoes_a_token(monkeypatch, capsys):
+    monkeypatch.setenv("MESSAGEHOOKS_HOOKS", '[{"name": "a", "token": "very-secret-token"}]')
+    assert "very-secret-token" not in _help("up", capsys)
+
+
+def test_config_error_is_one_line_not_a_traceback(monkeypatch, capsys):
+    monkeypatch.setenv("MESSAGEHOOKS_PARTITIONS", "many")
+    assert main(["ingest"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("messagehooks: error: ")
+    assert "MESSAGEHOOKS_PARTITIONS" in err
+    assert "Traceback" not in err
+
+
+def test_tail_of_an_unknown_topic_is_a_clear_error(capsys):
+    assert main(["tail", "nope"]) == 2
+    assert "unknown topic 'nope'" in capsys.readouterr().err
+
+
+@pytest.mark.integration
+def test_up_serves_and_ctrl_c_stops_everything(tmp_path):
+    port, broker_port = free_port(), free_port()
+    env = {**os.environ, "MESSAGEHOOKS_PORT": str(port), "MESSAGEHOOKS_BROKER_PORT": str(broker_port)}
+    env.pop("MESSAGEHOOKS_KAFKA_BOOTSTRAP", None)
+    log_path = tmp_path / "up.log"
+    with log_path.open("wb") as log:
+        up = subprocess.Popen(
+            [sys.executable, "-m", "messagehooks", "up", "--data-dir", str(tmp_path)],
+            env=env, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        body = b'{"messages": [{"type": "text", "timestamp": 1, "_raw": {"chat": 1}}]}'
+        assert httpx.post(f"http://127.0.0.1:{port}/hooks/default", content=body).status_code == 200
+        children = subprocess.run(["pgrep", "-g", str(up.pid)], capture_output=True, text=True).stdout
+        assert children  # the supervisor's own group; its children live in their own groups
+        up.send_signal(signal.SIGINT)
+        assert up.wait(20) == 0
+        assert "messagehooks is up" in log_path.read_text()
+        for pid_line in subprocess.run(
+            ["pgrep", "-f", f"{broker_port}"], capture_output=True, text=True
+        ).stdout.split():
+            pytest.fail(f"process {pid_line} still runs the broker on port {broker_port}")
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()
