@@ -1,14 +1,13 @@
 """The Kafka records one accepted request produces (DESIGN §4): raw, messages, events, dead-letter."""
 
-import base64
 from collections.abc import Sequence
 from typing import Any
 
-import msgspec
 import orjson
 
 from ingest.spool import Record
 from ingest.validation import Rejection
+from messagehooks.deadletter import encode_original
 from messagehooks.schema import SCHEMA_VERSION, Message, encode_message
 from messagehooks.topics import Topics
 
@@ -64,16 +63,3 @@ def dead_letter_record(
         **encode_original(rejection.original),
     }
     return Record(topics.dead_letter, hook.encode(), orjson.dumps(value))
-
-
-def encode_original(original: bytes) -> dict[str, str]:
-    """Original bytes as text when they are UTF-8, else base64 (named by `original_encoding`)."""
-    try:
-        return {"original_encoding": "utf-8", "original": original.decode("utf-8")}
-    except UnicodeDecodeError:
-        return {"original_encoding": "base64", "original": base64.b64encode(original).decode()}
-
-
-def decode_json(value: bytes) -> Any:
-    """Decode any record of the project's topics (for tail and tests)."""
-    return msgspec.json.decode(value)
