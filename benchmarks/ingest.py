@@ -134,7 +134,8 @@ def main() -> None:
     for name in targets:
         print(f"{name:<14}{median[name]['rps']:>10.0f}{median[name]['p99_ms']:>10.1f}")
     print(
-        f"ingest_vs_noop={result['ingest_vs_noop']:.2f} ingest_vs_bare_produce={result['ingest_vs_bare_produce']:.2f}"
+        f"ingest_vs_noop={result['ingest_vs_noop']:.2f} "
+        f"ingest_vs_bare_produce={result['ingest_vs_bare_produce']:.2f}"
     )
 
 
