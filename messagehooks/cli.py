@@ -43,7 +43,10 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     ingest = commands.add_parser("ingest", help="run the HTTP ingest server (uvicorn)")
     _server_flags(ingest, settings)
 
-    up = commands.add_parser("up", help="run broker (unless KAFKA_BOOTSTRAP is set) + ingest")
+    worker = commands.add_parser("worker", help="run a stream worker (Faust); N workers share partitions")
+    _flag(worker, "--data-dir", "DATA_DIR", settings.data_dir, type=Path)
+
+    up = commands.add_parser("up", help="run broker (unless KAFKA_BOOTSTRAP is set) + ingest + worker")
     _server_flags(up, settings)
     _flag(up, "--broker-port", "BROKER_PORT", settings.broker_port, type=int)
 
@@ -116,6 +119,12 @@ def _run_ingest(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_worker(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.app import run_worker  # faust is slow to import: only here
+
+    return run_worker(settings)
+
+
 def _run_up(settings: Settings, args: argparse.Namespace) -> int:
     from messagehooks.supervisor import run_stack
 
@@ -148,6 +157,7 @@ def _wait_for_signal() -> None:
 _COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "broker": _run_broker,
     "ingest": _run_ingest,
+    "worker": _run_worker,
     "up": _run_up,
     "tail": _run_tail,
 }

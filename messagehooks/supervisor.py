@@ -1,4 +1,4 @@
-"""`messagehooks up`: broker + ingest (+ stream worker) as child processes, stopped as one.
+"""`messagehooks up`: broker + ingest + stream worker as child processes, stopped as one.
 
 Children run in their own process groups so that Ctrl-C reaches only this supervisor, which
 then stops them in order (ingest first, so nothing is accepted that cannot be published;
@@ -91,7 +91,7 @@ def run_stack(settings: Settings) -> int:
             logger.info("embedded broker", extra={"bootstrap": broker.bootstrap})
         asyncio.run(ensure_project_topics(settings))
         env = child_environment(settings)
-        children = [spawn("ingest", ["ingest"], env)]
+        children = [spawn("ingest", ["ingest"], env), spawn("worker", ["worker"], env)]
         stack.callback(stop_children, children)
         base = f"http://{_loopback(settings.host)}:{settings.port}"
         if wait_healthy(f"{base}/healthz", children[0].process):

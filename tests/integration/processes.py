@@ -1,4 +1,4 @@
-"""Real processes for integration tests: the ingest as `python -m messagehooks ingest`."""
+"""Real processes for integration tests: `python -m messagehooks ingest|worker` children."""
 
 import os
 import signal
@@ -6,48 +6,89 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import IO
 
 import httpx
 
 from messagehooks.broker import free_port
 
 
-class IngestProcess:
-    """The ingest served by uvicorn in a child process (killable with SIGKILL)."""
+class ChildProcess:
+    """`python -m messagehooks COMMAND` in its own process group, output to a log file."""
+
+    command = ""
 
     def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        self.port = int(env.get("MESSAGEHOOKS_PORT") or free_port())
-        self.env = {**os.environ, **env, "MESSAGEHOOKS_PORT": str(self.port)}
+        self.env = {**os.environ, **env}
+        self.env.pop("MESSAGEHOOKS_KAFKA_BOOTSTRAP", None)
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
+
+    def spawn(self) -> None:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "messagehooks", self.command],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def kill9(self) -> None:
+        if self.alive():
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(10)
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if self.alive():
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill9()
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+class WorkerProcess(ChildProcess):
+    """A stream worker (Faust)."""
+
+    command = "worker"
+
+    def start(self) -> "WorkerProcess":
+        self.spawn()
+        return self
+
+
+class IngestProcess(ChildProcess):
+    """The ingest served by uvicorn."""
+
+    command = "ingest"
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        super().__init__(env, log_path)
+        self.port = int(env.get("MESSAGEHOOKS_PORT") or free_port())
+        self.env["MESSAGEHOOKS_PORT"] = str(self.port)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30.0) -> "IngestProcess":
-        with self.log_path.open("ab") as log:
-            self.process = self._spawn(log)
+        self.spawn()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"ingest exited: {self.log_path.read_text()[-2000:]}")
+            if not self.alive():
+                raise RuntimeError(f"ingest exited: {self.logs()[-2000:]}")
             try:
                 if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
                     return self
             except httpx.TransportError:
                 time.sleep(0.05)
         raise TimeoutError("ingest did not become healthy")
-
-    def _spawn(self, log: IO[bytes]) -> "subprocess.Popen[bytes]":
-        return subprocess.Popen(
-            [sys.executable, "-m", "messagehooks", "ingest"],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         """Wait until /readyz says ready (broker reachable, topics present, spool empty)."""
@@ -57,19 +98,3 @@ class IngestProcess:
                 return
             time.sleep(0.1)
         raise TimeoutError(f"ingest not ready: {httpx.get(f'{self.url}/readyz').text}")
-
-    def kill9(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill9()
-
-    def logs(self) -> str:
-        return self.log_path.read_text(errors="replace")

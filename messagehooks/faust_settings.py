@@ -1,0 +1,60 @@
+"""Keyword arguments of ``faust.App`` for the stream workers, per BROKER.md and PERFORMANCE.md."""
+
+import logging
+from typing import Any
+
+from messagehooks.settings import Settings
+
+#: Loggers raised to WARNING by `quiet_faust_loggers`: +17 % throughput (BROKER.md).
+FAUST_LOGGERS = ("", "faust", "mode", "aiokafka")
+
+
+def faust_app_settings(settings: Settings) -> dict[str, Any]:
+    """``faust.App`` keyword arguments (everything but the app id) for `settings`.
+
+    The session timeout is short because Tansu holds every JoinGroup for half of it; the
+    heartbeat is ~0.15 of it, and the request timeout is at least the session timeout (Faust
+    refuses less) and more than its half (Tansu's join wait). No ``exactly_once``: Tansu rejects
+    aiokafka's InitProducerId, so exactly-once comes from the idempotent sink. Call
+    `messagehooks.kafka_compat.apply_faust_fixes` before the app starts.
+
+    Args:
+        settings: the process's settings.
+
+    Returns:
+        Keyword arguments for ``faust.App(settings.worker_id, **kwargs)``.
+    """
+    session = settings.session_timeout
+    return {
+        "broker": f"kafka://{settings.bootstrap}",
+        "broker_session_timeout": session,
+        "broker_heartbeat_interval": round(max(0.1, session * 0.15), 3),
+        # Faust's default (90 s); aiokafka also bounds JoinGroup with it, which a real Kafka
+        # holds for up to the rebalance timeout (60 s).
+        "broker_request_timeout": max(90.0, session),
+        "consumer_auto_offset_reset": "earliest",
+        "producer_acks": -1,
+        "producer_linger": 0.005,
+        "producer_max_batch_size": 65536,
+        "producer_request_timeout": 10.0,
+        "processing_guarantee": "at_least_once",
+        "store": settings.table_store,
+        "topic_partitions": settings.partitions,
+        "topic_replication_factor": settings.replication_factor,
+        "web_enabled": False,
+    }
+
+
+def quiet_faust_loggers(level: int = logging.WARNING) -> None:
+    """Raise the root, Faust, mode and aiokafka loggers to `level`.
+
+    ``faust.Worker`` with a log level of WARNING or above sets the root logger to DEBUG for its
+    progress spinner (faust 0.15.3 ``Worker._setup_spinner_handler``), so every debug record is
+    built and then dropped by the handler. Call this after the worker has set up logging, e.g.
+    from a task or the start of an agent.
+
+    Args:
+        level: the level to set.
+    """
+    for name in FAUST_LOGGERS:
+        logging.getLogger(name).setLevel(level)

@@ -1,0 +1,188 @@
+"""Thin Faust agents: decode, call the pure state machine (streams/sessions.py), emit.
+
+One chat's state lives in the `chats` table (changelog-backed), keyed by chat id bytes. The
+table uses Kafka's default partitioner on the same key bytes as the `messages` topic, so each
+chat's changelog partition is its source partition, and the idle timer may write it too.
+"""
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+import msgspec
+import orjson
+from aiokafka.partitioner import murmur2
+
+from messagehooks.deadletter import encode_original
+from messagehooks.schema import SCHEMA_VERSION, decode_message
+from messagehooks.settings import Settings
+from streams.records import CHAT_STATE_CODEC, encode_record, register_codecs
+from streams.sessions import ChatState, Output, SessionSettings, flush, is_open, step
+
+logger = logging.getLogger(__name__)
+
+DEAD_LETTER_KEY = b"streams"
+
+
+@dataclass
+class StreamStats:
+    """Counts of one worker's life, logged periodically."""
+
+    messages: int = 0
+    duplicates: int = 0
+    late: int = 0
+    pairs: int = 0
+    conversations: int = 0
+    dead_letters: int = 0
+
+
+def partition_of(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner gives `key` (as aiokafka and Java do)."""
+    return int(murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+def idle_check_interval(settings: Settings) -> float:
+    """How often the wall-clock timer looks for idle chats: a quarter gap, 0.5-10 s."""
+    return min(10.0, max(0.5, settings.conversation_gap / 4))
+
+
+def register_agents(app: faust.App, settings: Settings) -> StreamStats:
+    """Declare topics, the chats table, the sessionizing agent and the idle timer on `app`."""
+    register_codecs()
+    topics = settings.topics
+    stats = StreamStats()
+    session_settings = SessionSettings(
+        conversation_gap=settings.conversation_gap,
+        allowed_lateness=settings.allowed_lateness,
+        context_turns=settings.context_turns,
+    )
+    raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
+    messages = app.topic(topics.messages, partitions=settings.partitions, **raw)
+    pairs_topic = app.topic(topics.turn_pairs, **raw)
+    conversations_topic = app.topic(topics.conversations, **raw)
+    dead_letter_topic = app.topic(topics.dead_letter, **raw)
+    # Any: the faust stubs do not declare the serializer attributes set below.
+    chats: Any = app.Table(
+        "chats",
+        partitions=settings.partitions,
+        use_partitioner=True,
+    )
+    # Table() takes no serializers: it derives "json" from the types, and builds its changelog
+    # topic (which decodes records in recovery) with them at once. Set ours and rebuild it; the
+    # store is created lazily from the same attributes.
+    chats.key_serializer = "raw"
+    chats.value_serializer = CHAT_STATE_CODEC
+    chats.schema = faust.Schema(key_serializer="raw", value_serializer=CHAT_STATE_CODEC)
+    chats.changelog_topic = chats._new_changelog_topic()  # faust 0.15.3 internal
+    retention = 2 * settings.conversation_gap + settings.allowed_lateness
+    # Wall-clock idleness is measured from when this worker last processed a chat's message (a
+    # chat it recovered but has not seen yet counts from the worker's start), and a chat is only
+    # closed while its partition is caught up, so a restart or a backlog never closes a
+    # conversation whose next messages are still waiting in Kafka (stream = batch).
+    started = time.monotonic()
+    last_seen: dict[bytes, float] = {}
+    processed: dict[int, int] = {}
+
+    def caught_up(tp: Any) -> bool:
+        try:
+            highwater = app.consumer.highwater(tp)
+        except (AssertionError, KeyError, AttributeError):  # not assigned / no fetch yet
+            return False
+        if highwater is None:
+            return False
+        done = processed.get(tp.partition)
+        if done is None:
+            committed = getattr(app.consumer, "_committed_offset", {}).get(tp)  # faust 0.15.3 internal
+            done = (committed or 0) - 1
+        return bool(done + 1 >= highwater)
+
+    async def emit(key: bytes, out: Output) -> None:
+        for pair in out.pairs:
+            await pairs_topic.send(key=key, value=encode_record(pair))
+        for conversation in out.conversations:
+            await conversations_topic.send(key=key, value=encode_record(conversation))
+        stats.pairs += len(out.pairs)
+        stats.conversations += len(out.conversations)
+
+    async def dead_letter(event: faust.EventT[bytes], reason: str, detail: str) -> None:
+        stats.dead_letters += 1
+        message = event.message
+        logger.warning(
+            "dead-lettered a record",
+            extra={
+                "reason": reason,
+                "topic": message.topic,
+                "partition": message.partition,
+                "offset": message.offset,
+            },
+        )
+        value = {
+            "schema_version": SCHEMA_VERSION,
+            "reason": reason,
+            "detail": detail[:500],
+            "topic": message.topic,
+            "partition": message.partition,
+            "offset": message.offset,
+            "received_at": time.time(),
+            **encode_original(bytes(event.value or b"")),
+        }
+        await dead_letter_topic.send(key=DEAD_LETTER_KEY, value=orjson.dumps(value))
+
+    @app.agent(messages, name="sessionize-messages")
+    async def sessionize_messages(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            processed[event.message.partition] = event.message.offset
+            try:
+                message = decode_message(event.value)
+            except msgspec.MsgspecError as exc:
+                await dead_letter(event, "undecodable_record", str(exc))
+                continue
+            key = message.chat_id.encode()
+            try:
+                state, out = step(chats.get(key), message, session_settings)
+            except ValueError as exc:
+                await dead_letter(event, "processing_error", str(exc))
+                continue
+            stats.messages += 1
+            if out.duplicate:
+                stats.duplicates += 1
+                continue
+            if out.late:
+                stats.late += 1
+                logger.warning(
+                    "late message not paired",
+                    extra={"chat_id": message.chat_id, "message_id": message.message_id},
+                )
+                continue
+            chats[key] = state
+            last_seen[key] = time.monotonic()
+            await emit(key, out)
+
+    @app.timer(interval=idle_check_interval(settings))
+    async def close_idle_chats() -> None:
+        active = {
+            tp.partition
+            for tp in app.assignor.assigned_actives()
+            if tp.topic == topics.messages and caught_up(tp)
+        }
+        now = time.monotonic()
+        for key in list(chats.keys()):
+            if partition_of(key, settings.partitions) not in active:
+                continue  # another worker owns it now (a stale copy), or a backlog is pending
+            idle = now - last_seen.get(key, started)
+            state: ChatState = chats[key]
+            if is_open(state) and idle > settings.conversation_gap:
+                state, out = flush(state, session_settings)
+                chats[key] = state
+                await emit(key, out)
+            elif not is_open(state) and idle > retention:
+                del chats[key]  # nothing open and past any retry: forget the dedup memory
+                last_seen.pop(key, None)
+
+    @app.timer(interval=30.0)
+    async def log_stats() -> None:
+        logger.info("stream stats", extra=vars(stats))
+
+    return stats

@@ -1,0 +1,38 @@
+"""Wire formats of the stream: the table codec for `ChatState` and the output encoders.
+
+The Faust memory store keeps decoded `ChatState` objects; the codec only runs when a state is
+written to (or recovered from) the changelog topic.
+"""
+
+from typing import Any
+
+import msgspec
+from faust.serializers import codecs
+
+from features.records import Conversation, TurnPair
+from streams.sessions import ChatState
+
+CHAT_STATE_CODEC = "messagehooks-chat-state"
+
+_encoder = msgspec.json.Encoder()
+_state_decoder = msgspec.json.Decoder(ChatState)
+
+
+class ChatStateCodec(codecs.Codec):
+    """msgspec JSON for `ChatState` values of the chats table."""
+
+    def _dumps(self, obj: Any) -> bytes:
+        return _encoder.encode(obj)
+
+    def _loads(self, s: bytes) -> Any:
+        return _state_decoder.decode(s)
+
+
+def register_codecs() -> None:
+    """Make the table codec known to Faust (idempotent)."""
+    codecs.register(CHAT_STATE_CODEC, ChatStateCodec())
+
+
+def encode_record(record: TurnPair | Conversation) -> bytes:
+    """JSON bytes of an output record (it carries its own `schema_version`)."""
+    return _encoder.encode(record)

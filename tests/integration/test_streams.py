@@ -1,0 +1,133 @@
+"""Real workers on the real broker: pairs and conversations equal `features.batch` (DESIGN §5)."""
+
+import asyncio
+
+import httpx
+import msgspec
+import pytest
+
+from features.batch import build_dataset
+from messagehooks.schema import Message
+from tests.integration.kafka_read import read_topic
+from tests.integration.processes import IngestProcess, WorkerProcess
+from tests.integration.traffic import conversation_traffic, deliveries
+
+pytestmark = pytest.mark.integration
+
+GAP = 4.0
+LATENESS = 1.0
+
+
+@pytest.fixture
+def stack(broker, unique, tmp_path):
+    env = {
+        "MESSAGEHOOKS_BROKER_PORT": str(broker.port),
+        "MESSAGEHOOKS_TOPIC_PREFIX": f"st{unique}.",
+        "MESSAGEHOOKS_PARTITIONS": "3",
+        "MESSAGEHOOKS_DATA_DIR": str(tmp_path),
+        "MESSAGEHOOKS_WORKER_ID": f"w{unique}",
+        "MESSAGEHOOKS_CONVERSATION_GAP": str(GAP),
+        "MESSAGEHOOKS_ALLOWED_LATENESS": str(LATENESS),
+    }
+    ingest = IngestProcess(env, tmp_path / "ingest.log").start()
+    ingest.wait_ready()
+    started: list[WorkerProcess] = []
+
+    def worker(name: str = "worker") -> WorkerProcess:
+        process = WorkerProcess(env, tmp_path / f"{name}.log").start()
+        started.append(process)
+        return process
+
+    yield ingest, worker, f"st{unique}."
+    for process in started:
+        process.kill9()
+    ingest.stop()
+
+
+def _post_all(ingest: IngestProcess, bodies: list[bytes]) -> None:
+    with httpx.Client(base_url=ingest.url, timeout=10) as client:
+        for body in bodies:
+            assert client.post("/hooks/default", content=body).status_code == 200
+
+
+def _expected(bootstrap: str, prefix: str, count: int) -> tuple[dict, dict]:
+    """The batch oracle over exactly what the ingest published on `messages`."""
+    records = asyncio.run(read_topic(bootstrap, f"{prefix}messages", expect=count))
+    messages = [
+        msgspec.convert({k: v for k, v in r.items() if not k.startswith("_") and k != "raw"}, Message)
+        for r in records
+    ]
+    pairs, conversations = build_dataset(messages, conversation_gap=GAP, context_turns=3)
+    as_json = msgspec.json.decode(msgspec.json.encode([pairs, conversations]))
+    return {p["pair_id"]: p for p in as_json[0]}, {c["conversation_id"]: c for c in as_json[1]}
+
+
+def _streamed(bootstrap: str, prefix: str, pairs: int, conversations: int) -> tuple[list[dict], list[dict]]:
+    got_pairs = asyncio.run(read_topic(bootstrap, f"{prefix}turn-pairs", expect=pairs, timeout=60))
+    got_conversations = asyncio.run(
+        read_topic(bootstrap, f"{prefix}conversations", expect=conversations, timeout=30)
+    )
+    return got_pairs, got_conversations
+
+
+def _strip(records: list[dict]) -> list[dict]:
+    return [{k: v for k, v in r.items() if not k.startswith("_")} for r in records]
+
+
+def _by_id(records: list[dict], key: str) -> dict:
+    return {r[key]: r for r in _strip(records)}
+
+
+def test_stream_equals_batch(stack, broker):
+    ingest, worker, prefix = stack
+    worker()
+    traffic = conversation_traffic(25, seed=1)
+    bodies = deliveries(traffic, seed=2)
+    _post_all(ingest, bodies)
+    expected_pairs, expected_conversations = _expected(broker.bootstrap, prefix, len(bodies))
+    got_pairs, got_conversations = _streamed(
+        broker.bootstrap, prefix, len(expected_pairs), len(expected_conversations)
+    )
+    assert len(got_pairs) == len(expected_pairs)  # no duplicates without a restart
+    assert _by_id(got_pairs, "pair_id") == expected_pairs
+    assert _by_id(got_conversations, "conversation_id") == expected_conversations
+
+
+def test_kill9_mid_stream_then_restart_recovers(stack, broker):
+    ingest, worker, prefix = stack
+    first = worker("first")
+    traffic = conversation_traffic(30, seed=3)
+    bodies = deliveries(traffic, seed=4)
+    half = len(bodies) // 2
+    _post_all(ingest, bodies[:half])
+    # Wait until the worker has emitted something, then kill it mid-stream.
+    assert asyncio.run(read_topic(broker.bootstrap, f"{prefix}turn-pairs", expect=1, timeout=60))
+    first.kill9()
+    _post_all(ingest, bodies[half:])
+    worker("second")
+    expected_pairs, expected_conversations = _expected(broker.bootstrap, prefix, len(bodies))
+    got_pairs, got_conversations = _streamed(
+        broker.bootstrap, prefix, len(expected_pairs), len(expected_conversations)
+    )
+    # At-least-once on the topic: duplicates of a pair_id are identical; none is missing.
+    assert _by_id(got_pairs, "pair_id") == expected_pairs
+    assert _by_id(got_conversations, "conversation_id") == expected_conversations
+
+
+def test_two_workers_one_stopped_the_other_completes(stack, broker):
+    ingest, worker, prefix = stack
+    workers = [worker("a"), worker("b")]
+    traffic = conversation_traffic(30, seed=5)
+    bodies = deliveries(traffic, seed=6)
+    half = len(bodies) // 2
+    _post_all(ingest, bodies[:half])
+    assert asyncio.run(read_topic(broker.bootstrap, f"{prefix}turn-pairs", expect=1, timeout=60))
+    workers[0].stop()
+    _post_all(ingest, bodies[half:])
+    expected_pairs, expected_conversations = _expected(broker.bootstrap, prefix, len(bodies))
+    got_pairs, got_conversations = _streamed(
+        broker.bootstrap, prefix, len(expected_pairs), len(expected_conversations)
+    )
+    assert _by_id(got_pairs, "pair_id") == expected_pairs
+    assert _by_id(got_conversations, "conversation_id") == expected_conversations
+    assert workers[1].alive()
