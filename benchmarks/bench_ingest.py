@@ -2,7 +2,7 @@
 
 Servers are pinned to CPU 0 (taskset), wrk to CPU 1; 2 s warm-up, then `--duration` s per run,
 `--repeat` runs, configurations round-robin; medians reported, ratios to the no-op endpoint.
-Run: .venv/bin/python benchmarks/ingest.py  (needs wrk: apt-get install wrk)
+Run: .venv/bin/python -m benchmarks.bench_ingest  (needs wrk: apt-get install wrk)
 """
 
 import argparse
