@@ -171,7 +171,8 @@ def main() -> None:
     for name, value in median.items():
         print(f"{name:<16}{value:>12.0f} msg/s")
     print(
-        f"stream_vs_faust_forward={result['stream_vs_faust_forward']:.2f} stream_vs_raw_consume={result['stream_vs_raw_consume']:.3f}"
+        f"stream_vs_faust_forward={result['stream_vs_faust_forward']:.2f} "
+        f"stream_vs_raw_consume={result['stream_vs_raw_consume']:.3f}"
     )
 
 

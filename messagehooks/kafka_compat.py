@@ -6,7 +6,7 @@ fixes it. See ../shared/BROKER.md for the measurements behind them.
 
 import asyncio
 import logging
-from collections.abc import Callable, Container, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Container, Mapping, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -202,7 +202,7 @@ def patch_fetch_only_active_partitions() -> None:
 
     if _is_patched(AIOKafkaConsumerThread, "_fetch_records"):
         return
-    original = AIOKafkaConsumerThread._fetch_records
+    original: Callable[..., Awaitable[Any]] = AIOKafkaConsumerThread._fetch_records
 
     async def _fetch_records(
         self: Any,
