@@ -39,6 +39,8 @@ def faust_app_settings(settings: Settings) -> dict[str, Any]:
         "producer_request_timeout": 10.0,
         "processing_guarantee": "at_least_once",
         "store": settings.table_store,
+        # Where a rocksdb:// table store keeps its files (unused by memory://).
+        "datadir": str(settings.data_dir / "streams"),
         "topic_partitions": settings.partitions,
         "topic_replication_factor": settings.replication_factor,
         "web_enabled": False,
