@@ -2,6 +2,9 @@
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 
 import httpx
 import pytest
@@ -207,3 +210,34 @@ def test_kill9_after_a_2xx_loses_nothing(unique, tmp_path):
 
 def _first_occurrences(records: list[dict]) -> list[str]:
     return list(dict.fromkeys(r["message_id"] for r in records))
+
+
+def test_tail_pretty_prints_a_chats_records(ingest, broker):
+    assert _post(ingest, "docs", BUTTON_BODY).status_code == 200
+    env = {
+        **os.environ,
+        "MESSAGEHOOKS_BROKER_PORT": str(broker.port),
+        "MESSAGEHOOKS_TOPIC_PREFIX": ingest.prefix,
+    }
+    env.pop("MESSAGEHOOKS_KAFKA_BOOTSTRAP", None)
+    command = [
+        sys.executable,
+        "-m",
+        "messagehooks",
+        "tail",
+        "messages",
+        "--from-beginning",
+        "--chat",
+        "65363911",
+    ]
+    result = subprocess.run(
+        [*command, "--max", "1", "--timeout", "20"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"# {ingest.prefix}messages[")
+    assert '"chat_id": "65363911"' in result.stdout
+    assert '  "body": "hi!"' in result.stdout  # indented JSON
+    other = subprocess.run(
+        [*command[:-1], "1", "--timeout", "3"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert (other.returncode, other.stdout) == (0, "")  # no record of chat 1

@@ -7,6 +7,7 @@ import msgspec
 import pytest
 
 from features.batch import build_dataset
+from messagehooks.kafka import make_producer
 from messagehooks.schema import Message
 from tests.integration.kafka_read import read_topic
 from tests.integration.processes import IngestProcess, WorkerProcess
@@ -53,6 +54,7 @@ def _post_all(ingest: IngestProcess, bodies: list[bytes]) -> None:
 def _expected(bootstrap: str, prefix: str, count: int) -> tuple[dict, dict]:
     """The batch oracle over exactly what the ingest published on `messages`."""
     records = asyncio.run(read_topic(bootstrap, f"{prefix}messages", expect=count))
+    records = [r for r in records if "message_id" in r]
     messages = [
         msgspec.convert({k: v for k, v in r.items() if not k.startswith("_") and k != "raw"}, Message)
         for r in records
@@ -78,13 +80,35 @@ def _by_id(records: list[dict], key: str) -> dict:
     return {r[key]: r for r in _strip(records)}
 
 
+async def _produce_garbage(bootstrap: str, topic: str) -> None:
+    producer = make_producer(bootstrap)
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, b'{"not": "a message"}', key=b"900000")
+    finally:
+        await producer.stop()
+
+
 def test_stream_equals_batch(stack, broker):
     ingest, worker, prefix = stack
     worker()
     traffic = conversation_traffic(25, seed=1)
     bodies = deliveries(traffic, seed=2)
-    _post_all(ingest, bodies)
-    expected_pairs, expected_conversations = _expected(broker.bootstrap, prefix, len(bodies))
+    half = len(bodies) // 2
+    _post_all(ingest, bodies[:half])
+    # A record no ingest would write: dead-lettered with its offsets, and the stream goes on.
+    asyncio.run(_produce_garbage(broker.bootstrap, f"{prefix}messages"))
+    _post_all(ingest, bodies[half:])
+    (dead,) = asyncio.run(read_topic(broker.bootstrap, f"{prefix}dead-letter", expect=1, timeout=60))
+    assert (dead["reason"], dead["topic"], dead["_key"]) == (
+        "undecodable_record",
+        f"{prefix}messages",
+        "streams",
+    )
+    assert dead["original"] == '{"not": "a message"}'
+    assert isinstance(dead["offset"], int)
+    assert isinstance(dead["partition"], int)
+    expected_pairs, expected_conversations = _expected(broker.bootstrap, prefix, len(bodies) + 1)
     got_pairs, got_conversations = _streamed(
         broker.bootstrap, prefix, len(expected_pairs), len(expected_conversations)
     )
