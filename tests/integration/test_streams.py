@@ -35,7 +35,9 @@ def stack(broker, unique, tmp_path):
     started: list[WorkerProcess] = []
 
     def worker(name: str = "worker") -> WorkerProcess:
-        process = WorkerProcess(env, tmp_path / f"{name}.log").start()
+        # A data dir that does not exist yet, as on a fresh checkout (Faust needs its datadir).
+        worker_env = {**env, "MESSAGEHOOKS_DATA_DIR": str(tmp_path / name / "data")}
+        process = WorkerProcess(worker_env, tmp_path / f"{name}.log").start()
         started.append(process)
         return process
 

@@ -1,3 +1,4 @@
+import asyncio
 import logging
 import os
 import signal
@@ -11,6 +12,8 @@ import pytest
 from messagehooks.broker import free_port
 from messagehooks.cli import main
 from messagehooks.settings import SETTINGS_HELP
+from tests.factories import landbot_body, landbot_message
+from tests.integration.kafka_read import read_topic
 
 
 @pytest.fixture(autouse=True)
@@ -71,7 +74,7 @@ def test_up_serves_and_ctrl_c_stops_everything(tmp_path):
     log_path = tmp_path / "up.log"
     with log_path.open("wb") as log:
         up = subprocess.Popen(
-            [sys.executable, "-m", "messagehooks", "up", "--data-dir", str(tmp_path)],
+            [sys.executable, "-m", "messagehooks", "up", "--data-dir", str(tmp_path / "fresh" / "data")],
             env=env, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True,
         )  # fmt: skip
     try:
@@ -82,8 +85,17 @@ def test_up_serves_and_ctrl_c_stops_everything(tmp_path):
                     break
             except httpx.TransportError:
                 time.sleep(0.1)
-        body = b'{"messages": [{"type": "text", "timestamp": 1, "_raw": {"chat": 1}}]}'
-        assert httpx.post(f"http://127.0.0.1:{port}/hooks/default", content=body).status_code == 200
+        # Bot, customer, bot, bot, 20 s apart in event time: the third message is sealed past the
+        # default 10 s lateness, which completes the customer's turn: one pair from up's worker.
+        now = time.time()
+        for offset, sender in enumerate(("bot", "customer", "bot", "bot")):
+            ts = now - 60 + 20 * offset
+            message = landbot_message(chat=77, sender_type=sender, ts=ts, uuid=f"up-{offset}")
+            response = httpx.post(f"http://127.0.0.1:{port}/hooks/default", json=landbot_body(message))
+            assert response.status_code == 200
+        bootstrap = f"127.0.0.1:{broker_port}"
+        (pair,) = asyncio.run(read_topic(bootstrap, "landbot.turn-pairs", expect=1, timeout=60))
+        assert (pair["prompt_role"], pair["response_role"], pair["chat_id"]) == ("bot", "customer", "77")
         children = subprocess.run(["pgrep", "-g", str(up.pid)], capture_output=True, text=True).stdout
         assert children  # the supervisor's own group; its children live in their own groups
         up.send_signal(signal.SIGINT)
