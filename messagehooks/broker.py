@@ -4,12 +4,14 @@ Tansu keeps data in memory only: a restart loses every topic. Production sets
 ``MESSAGEHOOKS_KAFKA_BOOTSTRAP`` and nothing here runs.
 """
 
+import ctypes
 import logging
 import os
 import signal
 import socket
 import struct
 import subprocess
+import sys
 import time
 from types import TracebackType
 from typing import Self
@@ -19,6 +21,19 @@ from messagehooks.errors import BrokerUnavailable, ConfigError
 logger = logging.getLogger(__name__)
 
 _API_VERSIONS_KEY = 18
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """In a child before exec: SIGTERM it when the parent dies, even by SIGKILL (Linux only).
+
+    Children run in their own process group (so Ctrl-C reaches only the parent, which stops
+    them in order); this keeps a killed parent from leaving them behind.
+    """
+    if sys.platform != "linux":
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def free_port() -> int:
@@ -105,6 +120,7 @@ class EmbeddedBroker:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
+            preexec_fn=die_with_parent,  # only prctl: safe before exec
             env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "error")},
         )
         deadline = time.monotonic() + ready_timeout

@@ -17,7 +17,7 @@ import urllib.request
 from contextlib import ExitStack
 from dataclasses import dataclass
 
-from messagehooks.broker import EmbeddedBroker
+from messagehooks.broker import EmbeddedBroker, die_with_parent
 from messagehooks.kafka import ensure_project_topics
 from messagehooks.settings import ENV_PREFIX, Settings
 
@@ -47,7 +47,10 @@ def child_environment(settings: Settings) -> dict[str, str]:
 def spawn(name: str, args: list[str], env: dict[str, str]) -> Child:
     """Start ``python -m messagehooks ARGS`` in its own process group."""
     process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-        [sys.executable, "-m", "messagehooks", *args], env=env, start_new_session=True
+        [sys.executable, "-m", "messagehooks", *args],
+        env=env,
+        start_new_session=True,
+        preexec_fn=die_with_parent,  # only prctl: safe before exec
     )
     logger.info("started %s", name, extra={"pid": process.pid})
     return Child(name, process)

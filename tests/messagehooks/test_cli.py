@@ -109,5 +109,9 @@ def test_up_serves_and_ctrl_c_stops_everything(tmp_path):
             httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
     finally:
         if up.poll() is None:
-            up.kill()
-            up.wait()
+            up.send_signal(signal.SIGTERM)  # the supervisor stops its children
+            try:
+                up.wait(20)
+            except subprocess.TimeoutExpired:
+                up.kill()  # its children die with it (PR_SET_PDEATHSIG)
+                up.wait()
