@@ -38,7 +38,7 @@ def create_app(settings: Settings, publisher: Publisher | None = None) -> Starle
 
     async def unauthorized(request: Request, exc: Exception) -> Response:
         metrics.unauthorized.inc()
-        metrics.requests.labels(request.path_params.get("hook", "_unknown"), "401").inc()
+        metrics.count_request(request.path_params.get("hook", "_unknown"), 401)
         return _error(401, "unauthorized", str(exc), {"WWW-Authenticate": "Token"})
 
     async def unknown_hook(request: Request, exc: Exception) -> Response:

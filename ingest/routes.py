@@ -57,13 +57,13 @@ class Ingest:
             response = await self._accept(request, hook, request_id)
         finally:
             request_id_var.reset(token)
-        self.metrics.requests.labels(hook.name, str(response.status_code)).inc()
+        self.metrics.count_request(hook.name, response.status_code)
         return response
 
     def _hook(self, name: str) -> Hook:
         hook = self.settings.hook(name) if HOOK_NAME.match(name) else None
         if hook is None:
-            self.metrics.requests.labels("_unknown", "404").inc()
+            self.metrics.count_request("_unknown", 404)
             raise UnknownHook(f"no hook named {name[:64]!r}")
         return hook
 
