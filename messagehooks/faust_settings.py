@@ -1,6 +1,7 @@
 """Keyword arguments of ``faust.App`` for the stream workers, per BROKER.md and PERFORMANCE.md."""
 
 import logging
+from pathlib import Path
 from typing import Any
 
 from messagehooks.settings import Settings
@@ -39,12 +40,21 @@ def faust_app_settings(settings: Settings) -> dict[str, Any]:
         "producer_request_timeout": 10.0,
         "processing_guarantee": "at_least_once",
         "store": settings.table_store,
-        # Where a rocksdb:// table store keeps its files (unused by memory://).
-        "datadir": str(settings.data_dir / "streams"),
+        "datadir": str(faust_datadir(settings)),
         "topic_partitions": settings.partitions,
         "topic_replication_factor": settings.replication_factor,
         "web_enabled": False,
     }
+
+
+def faust_datadir(settings: Settings) -> Path:
+    """Faust's datadir (rocksdb:// table files live there), created with its parents.
+
+    Faust creates it at start without parents, so a fresh checkout without ``data/`` failed.
+    """
+    path = settings.data_dir / "streams"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def quiet_faust_loggers(level: int = logging.WARNING) -> None:

@@ -13,8 +13,6 @@ from streams.agents import StreamStats, register_agents
 def build_app(settings: Settings) -> tuple[faust.App, StreamStats]:
     """A Faust app with the sessionizing agent; the Tansu fixes apply on the embedded broker."""
     apply_faust_fixes(embedded=settings.embedded)
-    # Faust creates its datadir without parents and fails on a fresh checkout's missing data/.
-    (settings.data_dir / "streams").mkdir(parents=True, exist_ok=True)
     app = faust.App(settings.worker_id, **faust_app_settings(settings))
     stats = register_agents(app, settings)
 
