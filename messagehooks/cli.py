@@ -1,4 +1,4 @@
-"""The ``messagehooks`` command: broker, ingest, worker, up, tail.
+"""The ``messagehooks`` command: broker, ingest, worker, sink, up, tail, dataset, backfill, replay.
 
 Every flag defaults from its ``MESSAGEHOOKS_*`` variable, named in ``--help``. Errors are one
 line on stderr and exit code 2, never a traceback.
@@ -7,6 +7,7 @@ line on stderr and exit code 2, never a traceback.
 import argparse
 import asyncio
 import dataclasses
+import json
 import logging
 import os
 import signal
@@ -46,7 +47,26 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     worker = commands.add_parser("worker", help="run a stream worker (Faust); N workers share partitions")
     _flag(worker, "--data-dir", "DATA_DIR", settings.data_dir, type=Path)
 
-    up = commands.add_parser("up", help="run broker (unless KAFKA_BOOTSTRAP is set) + ingest + worker")
+    sink = commands.add_parser("sink", help="run a dataset sink: topics -> Delta tables, exactly once")
+    _flag(sink, "--data-dir", "DATA_DIR", settings.data_dir, type=Path)
+    _flag(sink, "--dataset-uri", "DATASET_URI", settings.dataset_uri)
+
+    _dataset_commands(
+        commands.add_parser("dataset", help="inspect, export and compact the Delta tables"), settings
+    )
+
+    backfill = commands.add_parser("backfill", help="rebuild the dataset tables in batch, as a new version")
+    source = backfill.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--from-topic", help="a topic of recorded deliveries (landbot.raw) or landbot.messages"
+    )
+    source.add_argument(
+        "--from-file", type=Path, help="JSONL of bodies or {body, headers, hook} (replay format)"
+    )
+    _flag(backfill, "--data-dir", "DATA_DIR", settings.data_dir, type=Path)
+    _flag(backfill, "--dataset-uri", "DATASET_URI", settings.dataset_uri)
+
+    up = commands.add_parser("up", help="run broker (unless KAFKA_BOOTSTRAP is set) + ingest + worker + sink")
     _server_flags(up, settings)
     _flag(up, "--broker-port", "BROKER_PORT", settings.broker_port, type=int)
 
@@ -56,7 +76,25 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     tail.add_argument("--chat", help="only records keyed by this chat id")
     tail.add_argument("--max", type=int, default=None, help="stop after this many records")
     tail.add_argument("--timeout", type=float, default=None, help="stop after this many idle seconds")
+
+    _replay_flags(commands.add_parser("replay", help="POST recorded MessageHook deliveries (JSONL) again"))
     return parser
+
+
+def _dataset_commands(dataset: argparse.ArgumentParser, settings: Settings) -> None:
+    _flag(dataset, "--data-dir", "DATA_DIR", settings.data_dir, type=Path)
+    _flag(dataset, "--dataset-uri", "DATASET_URI", settings.dataset_uri)
+    actions = dataset.add_subparsers(dest="action", required=True, metavar="ACTION")
+    versions = actions.add_parser("versions", help="list the versions (commits) of a table")
+    versions.add_argument("table", nargs="?", default="turn_pairs", help="table (default: %(default)s)")
+    actions.add_parser("stats", help="rows per table, pairs by role, answered rate, dead letters by reason")
+    export = actions.add_parser("export", help="write a table (at a version) to parquet, jsonl or csv")
+    export.add_argument("table", help="messages, turn_pairs, conversations or dead_letters")
+    export.add_argument("out", type=Path, help="output file")
+    export.add_argument("--version", type=int, default=None, help="table version (default: latest)")
+    export.add_argument("--format", choices=["parquet", "jsonl", "csv"], default="parquet", dest="fmt")
+    compact = actions.add_parser("compact", help="merge small files, vacuum files older than the retention")
+    _flag(compact, "--retention-hours", "RETENTION_HOURS", settings.retention_hours, type=float)
 
 
 def _server_flags(parser: argparse.ArgumentParser, settings: Settings) -> None:
@@ -125,6 +163,39 @@ def _run_worker(settings: Settings, args: argparse.Namespace) -> int:
     return run_worker(settings)
 
 
+def _run_sink(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.sink import run_sink
+
+    return run_sink(settings)
+
+
+def _run_dataset(settings: Settings, args: argparse.Namespace) -> int:
+    from messagehooks import maintenance, store
+
+    root = settings.dataset_root
+    if args.action == "versions":
+        store.spec(args.table)
+        for entry in store.versions(root, args.table):
+            version, when, operation, rows = (entry[k] for k in ("version", "timestamp", "operation", "rows"))
+            sys.stdout.write(f"{version:>6}  {when}  {operation:<10} {rows:>8} rows\n")
+    elif args.action == "stats":
+        sys.stdout.write(json.dumps(maintenance.stats(root), indent=2) + "\n")
+    elif args.action == "export":
+        rows = maintenance.export(root, args.table, args.out, version=args.version, fmt=args.fmt)
+        sys.stderr.write(f"exported {rows} rows of {args.table} to {args.out}\n")
+    else:
+        report = maintenance.compact(root, retention_hours=settings.retention_hours)
+        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+def _run_backfill(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.backfill import backfill
+
+    backfill(settings, from_topic=args.from_topic, from_file=args.from_file, out=sys.stderr)
+    return 0
+
+
 def _run_up(settings: Settings, args: argparse.Namespace) -> int:
     from messagehooks.supervisor import run_stack
 
@@ -147,6 +218,38 @@ def _run_tail(settings: Settings, args: argparse.Namespace) -> int:
     )
 
 
+def _replay_flags(replay: argparse.ArgumentParser) -> None:
+    replay.add_argument("file", type=Path, help="JSONL: one Landbot body or {body, headers} per line")
+    replay.add_argument("--url", required=True, help="where to POST, e.g. http://HOST:PORT/hooks/NAME")
+    replay.add_argument("--token", help="sends 'Authorization: Token TOKEN' for lines without one")
+    replay.add_argument(
+        "--concurrency", type=int, default=1, help="requests in flight; >1 does NOT keep the file order"
+    )
+    replay.add_argument("--retries", type=int, default=0, help="extra attempts after a non-2xx or no answer")
+    replay.add_argument("--retry-delay", type=float, default=0.5, help="seconds between attempts")
+    replay.add_argument("--timeout", type=float, default=10.0, help="seconds per request")
+    replay.add_argument("--progress-every", type=int, default=100, help="a progress line every N lines")
+
+
+def _run_replay(settings: Settings, args: argparse.Namespace) -> int:
+    from messagehooks.replay import replay
+
+    summary = asyncio.run(
+        replay(
+            args.file,
+            args.url,
+            out=sys.stdout,
+            token=args.token,
+            concurrency=args.concurrency,
+            retries=args.retries,
+            retry_delay=args.retry_delay,
+            timeout=args.timeout,
+            progress_every=args.progress_every,
+        )
+    )
+    return 0 if summary.ok else 1
+
+
 def _wait_for_signal() -> None:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -159,5 +262,9 @@ _COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "ingest": _run_ingest,
     "worker": _run_worker,
     "up": _run_up,
+    "sink": _run_sink,
+    "dataset": _run_dataset,
+    "backfill": _run_backfill,
     "tail": _run_tail,
+    "replay": _run_replay,
 }

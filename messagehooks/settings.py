@@ -67,6 +67,12 @@ class Settings:
     worker_id: str = "messagehooks-streams"
     table_store: str = "memory://"
     session_timeout: float = 2.0
+    dataset_uri: str | None = None
+    sink_flush_interval: float = 1.0
+    sink_flush_rows: int = 20_000
+    sink_group: str = "messagehooks-sink"
+    pii_masking: bool = True
+    retention_hours: float = 168.0
 
     @property
     def embedded(self) -> bool:
@@ -82,6 +88,11 @@ class Settings:
     def topics(self) -> Topics:
         """Topic names for the configured prefix."""
         return Topics(self.topic_prefix)
+
+    @property
+    def dataset_root(self) -> str:
+        """Where the Delta tables live: a local directory or an object-store URL (s3://, ...)."""
+        return self.dataset_uri or str(self.data_dir / "datasets")
 
     @property
     def spool_path(self) -> Path:
@@ -117,6 +128,12 @@ SETTINGS_HELP: dict[str, str] = {
     "WORKER_ID": "Faust app id = consumer group of the stream workers",
     "TABLE_STORE": "Faust table store URL (memory:// or rocksdb://)",
     "SESSION_TIMEOUT": "Kafka consumer session timeout of stream workers, in seconds",
+    "DATASET_URI": "root of the Delta tables: a directory or an object-store URL; unset = DATA_DIR/datasets",
+    "SINK_FLUSH_INTERVAL": "seconds between the dataset sink's commits (one Delta version each)",
+    "SINK_FLUSH_ROWS": "rows buffered for one table that trigger a commit before the interval",
+    "SINK_GROUP": "consumer group of the dataset sinks (its offsets live in the Delta log)",
+    "PII_MASKING": "mask e-mails, phone and card numbers in dataset text columns",
+    "RETENTION_HOURS": "age of unreferenced files that `dataset compact` vacuums",
 }
 
 
@@ -154,6 +171,12 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
             worker_id=config("WORKER_ID", cast=str, default=defaults.worker_id),
             table_store=config("TABLE_STORE", cast=str, default=defaults.table_store),
             session_timeout=config("SESSION_TIMEOUT", cast=float, default=2.0),
+            dataset_uri=config("DATASET_URI", cast=str, default="").strip() or None,
+            sink_flush_interval=config("SINK_FLUSH_INTERVAL", cast=float, default=1.0),
+            sink_flush_rows=_positive(config("SINK_FLUSH_ROWS", cast=int, default=20_000), "SINK_FLUSH_ROWS"),
+            sink_group=config("SINK_GROUP", cast=str, default=defaults.sink_group),
+            pii_masking=config("PII_MASKING", cast=bool, default=True),
+            retention_hours=config("RETENTION_HOURS", cast=float, default=168.0),
         )
     except ValueError as exc:
         # starlette.config names the variable and the cast that failed.

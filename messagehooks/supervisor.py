@@ -1,8 +1,9 @@
-"""`messagehooks up`: broker + ingest + stream worker as child processes, stopped as one.
+"""`messagehooks up`: broker, ingest, stream worker and dataset sink as children, stopped as one.
 
 Children run in their own process groups so that Ctrl-C reaches only this supervisor, which
 then stops them in order (ingest first, so nothing is accepted that cannot be published;
-broker last) with a deadline, and leaves no process behind.
+the sink after the worker, so it commits the worker's last outputs; broker last) with a
+deadline, and leaves no process behind.
 """
 
 import asyncio
@@ -94,7 +95,11 @@ def run_stack(settings: Settings) -> int:
             logger.info("embedded broker", extra={"bootstrap": broker.bootstrap})
         asyncio.run(ensure_project_topics(settings))
         env = child_environment(settings)
-        children = [spawn("ingest", ["ingest"], env), spawn("worker", ["worker"], env)]
+        children = [
+            spawn("ingest", ["ingest"], env),
+            spawn("worker", ["worker"], env),
+            spawn("sink", ["sink"], env),
+        ]
         stack.callback(stop_children, children)
         base = f"http://{_loopback(settings.host)}:{settings.port}"
         if wait_healthy(f"{base}/healthz", children[0].process):

@@ -3,8 +3,15 @@
 One chat's state lives in the `chats` table (changelog-backed), keyed by chat id bytes. The
 table uses Kafka's default partitioner on the same key bytes as the `messages` topic, so each
 chat's changelog partition is its source partition, and the idle timer may write it too.
+
+Outputs before state: a batch of events is processed, its pairs, conversations and dead
+letters are sent and their acks (acks=all) awaited, and only then are the chats' new states
+written to the table (its changelog). A crash can thus leave outputs whose state change was
+not recorded (they are re-emitted, with the same ids, and the dataset sink drops the repeats),
+but never a recorded state change whose outputs were lost (docs/dataset.md).
 """
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -24,6 +31,12 @@ from streams.sessions import ChatState, Output, SessionSettings, flush, is_open,
 logger = logging.getLogger(__name__)
 
 DEAD_LETTER_KEY = b"streams"
+BATCH_MAX = 500
+"""Events processed per batch: one round trip of output acks per batch, not per event."""
+BATCH_WITHIN = 0.05
+"""Seconds a batch waits to fill before it is processed (adds at most this to the delay)."""
+
+Sent = Any  # an awaitable of aiokafka's RecordMetadata (faust types it loosely)
 
 
 @dataclass
@@ -98,15 +111,15 @@ def register_agents(app: faust.App, settings: Settings) -> StreamStats:
             done = (committed or 0) - 1
         return bool(done + 1 >= highwater)
 
-    async def emit(key: bytes, out: Output) -> None:
-        for pair in out.pairs:
-            await pairs_topic.send(key=key, value=encode_record(pair))
+    async def emit(key: bytes, out: Output) -> list[Sent]:
+        sent = [await pairs_topic.send(key=key, value=encode_record(pair)) for pair in out.pairs]
         for conversation in out.conversations:
-            await conversations_topic.send(key=key, value=encode_record(conversation))
+            sent.append(await conversations_topic.send(key=key, value=encode_record(conversation)))
         stats.pairs += len(out.pairs)
         stats.conversations += len(out.conversations)
+        return sent
 
-    async def dead_letter(event: faust.EventT[bytes], reason: str, detail: str) -> None:
+    async def dead_letter(event: faust.EventT[bytes], reason: str, detail: str) -> Sent:
         stats.dead_letters += 1
         message = event.message
         logger.warning(
@@ -128,37 +141,51 @@ def register_agents(app: faust.App, settings: Settings) -> StreamStats:
             "received_at": time.time(),
             **encode_original(bytes(event.value or b"")),
         }
-        await dead_letter_topic.send(key=DEAD_LETTER_KEY, value=orjson.dumps(value))
+        return await dead_letter_topic.send(key=DEAD_LETTER_KEY, value=orjson.dumps(value))
+
+    # States are updated in place: a batch and the idle timer take turns, so that neither
+    # writes a state holding the other's changes whose outputs are not acknowledged yet.
+    state_lock = asyncio.Lock()
+
+    async def process(event: faust.EventT[bytes], changed: dict[bytes, ChatState]) -> list[Sent]:
+        processed[event.message.partition] = event.message.offset
+        try:
+            message = decode_message(event.value)
+        except msgspec.MsgspecError as exc:
+            return [await dead_letter(event, "undecodable_record", str(exc))]
+        key = message.chat_id.encode()
+        try:
+            state, out = step(changed.get(key) or chats.get(key), message, session_settings)
+        except ValueError as exc:
+            return [await dead_letter(event, "processing_error", str(exc))]
+        stats.messages += 1
+        if out.duplicate:
+            stats.duplicates += 1
+            return []
+        if out.late:
+            stats.late += 1
+            logger.warning(
+                "late message not paired",
+                extra={"chat_id": message.chat_id, "message_id": message.message_id},
+            )
+            return []
+        changed[key] = state
+        return await emit(key, out)
 
     @app.agent(messages, name="sessionize-messages")
     async def sessionize_messages(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            processed[event.message.partition] = event.message.offset
-            try:
-                message = decode_message(event.value)
-            except msgspec.MsgspecError as exc:
-                await dead_letter(event, "undecodable_record", str(exc))
-                continue
-            key = message.chat_id.encode()
-            try:
-                state, out = step(chats.get(key), message, session_settings)
-            except ValueError as exc:
-                await dead_letter(event, "processing_error", str(exc))
-                continue
-            stats.messages += 1
-            if out.duplicate:
-                stats.duplicates += 1
-                continue
-            if out.late:
-                stats.late += 1
-                logger.warning(
-                    "late message not paired",
-                    extra={"chat_id": message.chat_id, "message_id": message.message_id},
-                )
-                continue
-            chats[key] = state
-            last_seen[key] = time.monotonic()
-            await emit(key, out)
+        # StreamT in faust 0.15.3 does not declare take_events (Stream implements it).
+        async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):  # type: ignore[attr-defined]
+            changed: dict[bytes, ChatState] = {}
+            sent: list[Sent] = []
+            async with state_lock:
+                for event in batch:
+                    sent.extend(await process(event, changed))
+                await asyncio.gather(*sent)  # outputs durable before the state records them
+                now = time.monotonic()
+                for key, state in changed.items():
+                    chats[key] = state
+                    last_seen[key] = now
 
     @app.timer(interval=idle_check_interval(settings))
     async def close_idle_chats() -> None:
@@ -167,19 +194,20 @@ def register_agents(app: faust.App, settings: Settings) -> StreamStats:
             for tp in app.assignor.assigned_actives()
             if tp.topic == topics.messages and caught_up(tp)
         }
-        now = time.monotonic()
-        for key in list(chats.keys()):
-            if partition_of(key, settings.partitions) not in active:
-                continue  # another worker owns it now (a stale copy), or a backlog is pending
-            idle = now - last_seen.get(key, started)
-            state: ChatState = chats[key]
-            if is_open(state) and idle > settings.conversation_gap:
-                state, out = flush(state, session_settings)
-                chats[key] = state
-                await emit(key, out)
-            elif not is_open(state) and idle > retention:
-                del chats[key]  # nothing open and past any retry: forget the dedup memory
-                last_seen.pop(key, None)
+        async with state_lock:
+            now = time.monotonic()
+            for key in list(chats.keys()):
+                if partition_of(key, settings.partitions) not in active:
+                    continue  # another worker owns it now (a stale copy), or a backlog is pending
+                idle = now - last_seen.get(key, started)
+                state: ChatState = chats[key]
+                if is_open(state) and idle > settings.conversation_gap:
+                    state, out = flush(state, session_settings)
+                    await asyncio.gather(*await emit(key, out))
+                    chats[key] = state
+                elif not is_open(state) and idle > retention:
+                    del chats[key]  # nothing open and past any retry: forget the dedup memory
+                    last_seen.pop(key, None)
 
     @app.timer(interval=30.0)
     async def log_stats() -> None:

@@ -98,3 +98,13 @@ class IngestProcess(ChildProcess):
                 return
             time.sleep(0.1)
         raise TimeoutError(f"ingest not ready: {httpx.get(f'{self.url}/readyz').text}")
+
+
+class SinkProcess(ChildProcess):
+    """A dataset sink (topics -> Delta tables)."""
+
+    command = "sink"
+
+    def start(self) -> "SinkProcess":
+        self.spawn()
+        return self

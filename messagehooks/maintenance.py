@@ -1,0 +1,137 @@
+"""What `messagehooks dataset stats|export|compact` do to the Delta tables (pure functions of a root)."""
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from messagehooks import store
+from messagehooks.errors import MessageHooksError
+
+ExportFormat = Literal["parquet", "jsonl", "csv"]
+EXPORT_FORMATS: tuple[ExportFormat, ...] = ("parquet", "jsonl", "csv")
+
+
+def stats(root: str) -> dict[str, Any]:
+    """Rows per table and the dataset's headline figures (missing tables count as empty)."""
+    out: dict[str, Any] = {"root": root, "tables": {}}
+    for name in store.TABLES:
+        if not store.exists(root, name):
+            out["tables"][name] = {"version": None, "rows": 0}
+            continue
+        table = store.open_table(root, name)
+        out["tables"][name] = {"version": int(table.version()), "rows": _row_count(table)}
+    if store.exists(root, "turn_pairs"):
+        pairs = store.open_table(root, "turn_pairs").to_pyarrow_table(
+            columns=["prompt_role", "response_role", "answered"]
+        )
+        by_roles = pairs.group_by(["prompt_role", "response_role"]).aggregate([("answered", "count_all")])
+        out["pairs_by_role"] = sorted(
+            (
+                {"prompt_role": p, "response_role": r, "pairs": n}
+                for p, r, n in zip(*(by_roles.column(i).to_pylist() for i in range(3)), strict=True)
+            ),
+            key=lambda item: -int(item["pairs"]),
+        )
+        answered = pc.sum(pairs.column("answered").cast(pa.int64())).as_py() or 0
+        out["answered_rate"] = round(answered / pairs.num_rows, 4) if pairs.num_rows else None
+    if store.exists(root, "conversations"):
+        conversations = store.open_table(root, "conversations").to_pyarrow_table(columns=["escalated"])
+        out["conversations"] = conversations.num_rows
+        escalated = pc.sum(conversations.column("escalated").cast(pa.int64())).as_py() or 0
+        out["escalation_rate"] = (
+            round(escalated / conversations.num_rows, 4) if conversations.num_rows else None
+        )
+    if store.exists(root, "dead_letters"):
+        reasons = store.open_table(root, "dead_letters").to_pyarrow_table(columns=["reason"])
+        counts = pc.value_counts(reasons.column("reason")).to_pylist()
+        out["dead_letters_by_reason"] = {str(c["values"]): int(c["counts"]) for c in counts}
+    return out
+
+
+def export(root: str, table: str, out: Path, *, version: int | None, fmt: ExportFormat) -> int:
+    """Write `table` (at `version`) to `out`; returns the rows written.
+
+    The JSONL of `turn_pairs` is in the prompt/response shape of fine-tuning sets: one object
+    per answered pair with its context turns and ids (unanswered pairs have no response).
+    """
+    if fmt not in EXPORT_FORMATS:
+        raise MessageHooksError(f"unknown export format {fmt!r}; use one of {', '.join(EXPORT_FORMATS)}")
+    data = store.open_table(root, table, version).to_pyarrow_table()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "parquet":
+        pq.write_table(data, out)
+        return int(data.num_rows)
+    if fmt == "csv":
+        pacsv.write_csv(_flatten_nested(data), out)
+        return int(data.num_rows)
+    rows = data.to_pylist()
+    if table == "turn_pairs":
+        rows = [_fine_tuning_example(row) for row in rows if row["answered"]]
+    with out.open("w", encoding="utf-8") as stream:
+        for row in rows:
+            stream.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+    return len(rows)
+
+
+def compact(root: str, *, retention_hours: float) -> dict[str, Any]:
+    """Merge small files of every table, then vacuum unreferenced files older than the retention.
+
+    Compaction is a new version with the same rows; vacuum makes versions whose files it
+    removed unreadable, so the retention is the time-travel window that stays guaranteed.
+    """
+    report: dict[str, Any] = {}
+    for name in store.TABLES:
+        if not store.exists(root, name):
+            continue
+        table = store.open_table(root, name)
+        metrics = table.optimize.compact()
+        removed = table.vacuum(
+            retention_hours=int(retention_hours),
+            dry_run=False,
+            enforce_retention_duration=False,
+        )
+        table.create_checkpoint()
+        table.cleanup_metadata()
+        report[name] = {
+            "version": int(table.version()),
+            "files_added": int(metrics.get("numFilesAdded", 0)),
+            "files_removed": int(metrics.get("numFilesRemoved", 0)),
+            "files_vacuumed": len(removed),
+        }
+    return report
+
+
+def _row_count(table: Any) -> int:
+    # deltalake returns arro3 batches: pyarrow reads them through the Arrow C stream interface.
+    actions = pa.table(table.get_add_actions(flatten=True))
+    return int(pc.sum(actions.column("num_records")).as_py() or 0)
+
+
+def _fine_tuning_example(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "pair_id": row["pair_id"],
+        "conversation_id": row["conversation_id"],
+        "context": row["context"],
+        "prompt_role": row["prompt_role"],
+        "prompt": row["prompt_text"],
+        "response_role": row["response_role"],
+        "response": row["response_text"],
+        "latency_s": row["latency_s"],
+    }
+
+
+def _flatten_nested(data: pa.Table) -> pa.Table:
+    """CSV has no lists or structs: such columns become JSON text."""
+    columns = []
+    for column in data.columns:
+        if pa.types.is_list(column.type) or pa.types.is_struct(column.type):
+            column = pa.array(
+                [None if v is None else json.dumps(v, ensure_ascii=False) for v in column.to_pylist()]
+            )
+        columns.append(column)
+    return pa.table(columns, names=data.column_names)

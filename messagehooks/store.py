@@ -1,0 +1,312 @@
+"""The dataset store: Delta Lake table names, explicit schemas, paths, writes and reads.
+
+Four tables (DESIGN §7), each partitioned by the UTC `date` of its event time and keyed by a
+deterministic id that the sink uses to drop repeats. The schemas are written out here, not
+inferred, so a column never changes type with the data of one batch (docs/dataset.md lists them).
+Notebooks use `load`; `messagehooks dataset ...` and the sink use the rest.
+"""
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any, Literal
+
+import pandas as pd
+import pyarrow as pa
+from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from deltalake.exceptions import TableNotFoundError
+
+from messagehooks.errors import MessageHooksError
+
+PARTITION_COLUMN = "date"
+TableName = Literal["messages", "turn_pairs", "conversations", "dead_letters"]
+TABLES: tuple[TableName, ...] = ("messages", "turn_pairs", "conversations", "dead_letters")
+
+_strings = pa.list_(pa.string())
+
+MESSAGES_SCHEMA = pa.schema(
+    [
+        pa.field("message_id", pa.string(), nullable=False),
+        pa.field("chat_id", pa.string(), nullable=False),
+        pa.field("hook", pa.string()),
+        pa.field("type", pa.string()),
+        pa.field("role", pa.string()),
+        pa.field("timestamp", pa.float64(), nullable=False),
+        pa.field("seq", pa.int64()),
+        pa.field("sender_id", pa.string()),
+        pa.field("channel_id", pa.string()),
+        pa.field("body", pa.string()),
+        pa.field("payload", pa.string()),
+        pa.field("options", _strings),
+        pa.field("action", pa.string()),
+        pa.field("country", pa.string()),
+        pa.field("received_at", pa.float64()),
+        pa.field("request_id", pa.string()),
+        pa.field("late", pa.bool_(), nullable=False),
+        pa.field("schema_version", pa.int32()),
+        pa.field("source_partition", pa.int32()),
+        pa.field("source_offset", pa.int64()),
+        pa.field(PARTITION_COLUMN, pa.date32(), nullable=False),
+    ]
+)
+
+_context_turn = pa.struct([pa.field("role", pa.string()), pa.field("text", pa.string())])
+
+TURN_PAIRS_SCHEMA = pa.schema(
+    [
+        pa.field("pair_id", pa.string(), nullable=False),
+        pa.field("chat_id", pa.string(), nullable=False),
+        pa.field("conversation_id", pa.string(), nullable=False),
+        pa.field("pair_index", pa.int64()),
+        pa.field("prompt_role", pa.string()),
+        pa.field("prompt_text", pa.string()),
+        pa.field("prompt_types", _strings),
+        pa.field("prompt_options", _strings),
+        pa.field("prompt_payload", pa.string()),
+        pa.field("prompt_ts", pa.float64(), nullable=False),
+        pa.field("prompt_turn_index", pa.int64()),
+        pa.field("prompt_message_ids", _strings),
+        pa.field("response_role", pa.string()),
+        pa.field("response_text", pa.string()),
+        pa.field("response_types", _strings),
+        pa.field("response_payload", pa.string()),
+        pa.field("response_ts", pa.float64()),
+        pa.field("response_message_ids", _strings),
+        pa.field("latency_s", pa.float64()),
+        pa.field("answered", pa.bool_()),
+        pa.field("context", pa.list_(_context_turn)),
+        pa.field("prompt_chars", pa.int64()),
+        pa.field("prompt_words", pa.int64()),
+        pa.field("response_chars", pa.int64()),
+        pa.field("response_words", pa.int64()),
+        pa.field("prompt_is_button", pa.bool_()),
+        pa.field("response_is_button", pa.bool_()),
+        pa.field("prompt_option_count", pa.int64()),
+        pa.field("hour_of_day", pa.int64()),
+        pa.field("weekday", pa.int64()),
+        pa.field("country", pa.string()),
+        pa.field("channel_id", pa.string()),
+        pa.field("agent_assigned", pa.bool_()),
+        pa.field("prompt_has_question", pa.bool_()),
+        pa.field("prompt_has_digits", pa.bool_()),
+        pa.field("prompt_has_email", pa.bool_()),
+        pa.field("prompt_has_url", pa.bool_()),
+        pa.field("response_has_question", pa.bool_()),
+        pa.field("response_has_digits", pa.bool_()),
+        pa.field("response_has_email", pa.bool_()),
+        pa.field("response_has_url", pa.bool_()),
+        pa.field("feature_version", pa.int32()),
+        pa.field("schema_version", pa.int32()),
+        pa.field(PARTITION_COLUMN, pa.date32(), nullable=False),
+    ]
+)
+
+_transcript_entry = pa.struct(
+    [pa.field("role", pa.string()), pa.field("text", pa.string()), pa.field("ts", pa.float64())]
+)
+
+CONVERSATIONS_SCHEMA = pa.schema(
+    [
+        pa.field("conversation_id", pa.string(), nullable=False),
+        pa.field("chat_id", pa.string(), nullable=False),
+        pa.field("start_ts", pa.float64(), nullable=False),
+        pa.field("end_ts", pa.float64()),
+        pa.field("duration_s", pa.float64()),
+        *(
+            pa.field(name, pa.int64())
+            for name in (
+                "message_count",
+                "customer_messages",
+                "bot_messages",
+                "agent_messages",
+                "sys_messages",
+                "unknown_messages",
+                "event_messages",
+                "turn_count",
+                "customer_turns",
+                "bot_turns",
+                "agent_turns",
+                "pair_count",
+                "answered_pair_count",
+            )
+        ),
+        pa.field("first_response_latency_s", pa.float64()),
+        pa.field("median_customer_latency_s", pa.float64()),
+        pa.field("escalated", pa.bool_()),
+        pa.field("time_to_assignment_s", pa.float64()),
+        pa.field("abandoned", pa.bool_()),
+        pa.field("transcript", pa.list_(_transcript_entry)),
+        pa.field("country", pa.string()),
+        pa.field("channel_id", pa.string()),
+        pa.field("feature_version", pa.int32()),
+        pa.field("schema_version", pa.int32()),
+        pa.field(PARTITION_COLUMN, pa.date32(), nullable=False),
+    ]
+)
+
+DEAD_LETTERS_SCHEMA = pa.schema(
+    [
+        pa.field("dead_letter_id", pa.string(), nullable=False),
+        pa.field("source", pa.string()),
+        pa.field("hook", pa.string()),
+        pa.field("request_id", pa.string()),
+        pa.field("received_at", pa.float64(), nullable=False),
+        pa.field("reason", pa.string()),
+        pa.field("detail", pa.string()),
+        pa.field("field", pa.string()),
+        pa.field("message_index", pa.int64()),
+        pa.field("source_topic", pa.string()),
+        pa.field("source_partition", pa.int64()),
+        pa.field("source_offset", pa.int64()),
+        pa.field("original_encoding", pa.string()),
+        pa.field("original", pa.string()),
+        pa.field("schema_version", pa.int32()),
+        pa.field(PARTITION_COLUMN, pa.date32(), nullable=False),
+    ]
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TableSpec:
+    """A dataset table: its schema, the id that makes a row unique, and its event-time column."""
+
+    name: TableName
+    schema: pa.Schema
+    key: str
+    time_column: str
+
+
+SPECS: Mapping[TableName, TableSpec] = {
+    "messages": TableSpec("messages", MESSAGES_SCHEMA, "message_id", "timestamp"),
+    "turn_pairs": TableSpec("turn_pairs", TURN_PAIRS_SCHEMA, "pair_id", "prompt_ts"),
+    "conversations": TableSpec("conversations", CONVERSATIONS_SCHEMA, "conversation_id", "start_ts"),
+    "dead_letters": TableSpec("dead_letters", DEAD_LETTERS_SCHEMA, "dead_letter_id", "received_at"),
+}
+
+
+class UnknownTable(MessageHooksError):
+    """A table name that is not one of the dataset's tables."""
+
+
+class TableMissing(MessageHooksError):
+    """The table has not been written yet (no POST reached it, or another dataset root)."""
+
+
+def spec(table: str) -> TableSpec:
+    """The spec of `table`, or a clear error naming the valid tables."""
+    if table not in SPECS:
+        raise UnknownTable(f"unknown table {table!r}; the tables are {', '.join(TABLES)}")
+    return SPECS[table]  # type: ignore[index]  # narrowed by the membership test above
+
+
+def table_uri(root: str, table: str) -> str:
+    """Location of `table` under the dataset root (a directory or an object-store URL)."""
+    spec(table)
+    return f"{root.rstrip('/')}/{table}"
+
+
+def event_date(epoch_seconds: float) -> date:
+    """The UTC date a row is partitioned by."""
+    return datetime.fromtimestamp(epoch_seconds, tz=UTC).date()
+
+
+def open_table(root: str, table: str, version: int | None = None) -> DeltaTable:
+    """The Delta table, at `version` if given.
+
+    Raises:
+        TableMissing: nothing has been written to it yet.
+    """
+    uri = table_uri(root, table)
+    try:
+        return DeltaTable(uri, version=version)
+    except TableNotFoundError as exc:
+        raise TableMissing(f"no Delta table at {uri} yet (nothing written to {table!r})") from exc
+    except Exception as exc:  # deltalake raises a bare Exception for a version that does not exist
+        if version is not None and "version" in str(exc).lower():
+            raise MessageHooksError(f"table {table!r} has no version {version}: {exc}") from exc
+        raise
+
+
+def exists(root: str, table: str) -> bool:
+    """Whether `table` has at least one version."""
+    return DeltaTable.is_deltatable(table_uri(root, table))
+
+
+def rows_to_arrow(table: str, rows: Sequence[Mapping[str, Any]]) -> pa.Table:
+    """Rows (dicts with every column) as an Arrow table of the table's exact schema."""
+    return pa.Table.from_pylist(list(rows), schema=spec(table).schema)
+
+
+def write(
+    root: str,
+    table: str,
+    data: pa.Table,
+    *,
+    offsets: Mapping[str, int] | None = None,
+    mode: Literal["append", "overwrite"] = "append",
+    metadata: Mapping[str, Any] | None = None,
+) -> int:
+    """Commit `data` as one new version; returns it.
+
+    `offsets` maps application ids to versions recorded in the same commit (Delta's
+    application transactions, `txn`), which is how the sink makes its Kafka progress atomic with
+    its rows (docs/dataset.md).
+    """
+    transactions = [Transaction(app_id, version) for app_id, version in (offsets or {}).items()]
+    write_deltalake(
+        table_uri(root, table),
+        data,
+        partition_by=[PARTITION_COLUMN],
+        mode=mode,
+        schema_mode="overwrite" if mode == "overwrite" else None,
+        commit_properties=CommitProperties(
+            app_transactions=transactions or None,
+            custom_metadata={k: str(v) for k, v in (metadata or {}).items()} or None,
+        ),
+    )
+    return int(DeltaTable(table_uri(root, table)).version())
+
+
+def transaction_versions(root: str, table: str, app_ids: Sequence[str]) -> list[int | None]:
+    """The version last committed for each app id in `table` (None: never, or no table yet)."""
+    if not exists(root, table):
+        return [None] * len(app_ids)
+    delta = DeltaTable(table_uri(root, table))
+    versions = [delta.transaction_version(app_id) for app_id in app_ids]
+    return [None if version is None else int(version) for version in versions]
+
+
+def load(
+    table: str,
+    version: int | None = None,
+    *,
+    root: str | None = None,
+    columns: list[str] | None = None,
+) -> pd.DataFrame:
+    """One dataset table as a pandas DataFrame, at `version` (time travel) or the latest.
+
+    `root` defaults to the dataset root of the environment's settings (MESSAGEHOOKS_*), so a
+    notebook only names the table and, for a reproducible run, the version.
+    """
+    if root is None:
+        from messagehooks.settings import load_settings
+
+        root = load_settings().dataset_root
+    return open_table(root, table, version).to_pandas(columns=columns)
+
+
+def versions(root: str, table: str) -> list[dict[str, Any]]:
+    """Every version of `table`, oldest first: version, time, operation, rows added."""
+    history = open_table(root, table).history()
+    out = []
+    for entry in sorted(history, key=lambda e: int(e.get("version", 0))):
+        metrics = entry.get("operationMetrics") or {}
+        out.append(
+            {
+                "version": int(entry.get("version", 0)),
+                "timestamp": datetime.fromtimestamp(entry.get("timestamp", 0) / 1000, tz=UTC).isoformat(),
+                "operation": entry.get("operation", ""),
+                "rows": int(metrics.get("num_added_rows", metrics.get("numOutputRows", 0)) or 0),
+            }
+        )
+    return out

@@ -1,0 +1,424 @@
+"""The dataset sink: Kafka topics -> Delta tables, exactly once (the protocol: docs/dataset.md).
+
+A plain aiokafka consumer (no Faust: it keeps no state worth a changelog) reads `messages`,
+`turn-pairs`, `conversations` and `dead-letter`, buffers rows per table and commits each table's
+buffer as one Delta version every `sink_flush_interval` seconds (or at `sink_flush_rows`), in a
+thread. Each commit also records, as Delta application transactions, the next Kafka offset of
+every partition it covers; on (re)assignment the sink seeks to those offsets, not to Kafka's
+committed ones. Rows are also deduplicated by their table's id, against the table itself, so a
+redelivered message or a pair re-emitted after a worker crash is written once.
+"""
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import msgspec
+import orjson
+import pyarrow.dataset as ds
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.structs import ConsumerRecord
+from deltalake import DeltaTable
+
+from messagehooks import store
+from messagehooks.schema import decode_message
+from messagehooks.settings import Settings
+from messagehooks.store import PARTITION_COLUMN, TableName, TableSpec
+from streams.tables import Mask, conversation_row, dead_letter_row, is_late, masker, message_row, pair_row
+
+logger = logging.getLogger(__name__)
+
+MAX_CACHED_DATES = 8
+"""Date partitions whose ids a table's index keeps in memory (older ones reload on demand)."""
+
+
+@dataclass
+class SinkStats:
+    """Counts of one sink's life: logged periodically and read by the benchmarks."""
+
+    records: int = 0
+    rows: int = 0
+    duplicates: int = 0
+    late: int = 0
+    undecodable: int = 0
+    commits: int = 0
+    failed_commits: int = 0
+    largest_commit: int = 0
+    commit_seconds: float = 0.0
+
+
+class KeyIndex:
+    """The ids a table holds, per date partition, loaded from the table when first needed.
+
+    A row's date comes from its event time, so a repeat of a row always falls in the same
+    partition as the original: checking that partition is exact. For `messages` the index also
+    keeps each chat's newest event time, from which a straggler is flagged `late`.
+    """
+
+    def __init__(self, root: str, spec: TableSpec, *, watermarks: bool = False) -> None:
+        self._root = root
+        self._spec = spec
+        self._watermarks = watermarks
+        self._keys: dict[date, set[str]] = {}
+        self._newest: dict[date, dict[str, float]] = {}
+        self._table_dates: set[date] | None = None
+
+    def clear(self) -> None:
+        """Forget everything (another sink may have written the partitions assigned now)."""
+        self._keys.clear()
+        self._newest.clear()
+        self._table_dates = None
+
+    def seen(self, day: date, key: str) -> bool:
+        """Whether `key` is in the table or pending in this sink."""
+        self._ensure(day)
+        return key in self._keys[day]
+
+    def add(self, day: date, key: str, chat: str | None = None, ts: float | None = None) -> None:
+        """Record a row as pending (the caller commits it or clears the index)."""
+        self._ensure(day)
+        self._keys[day].add(key)
+        if self._table_dates is not None:
+            self._table_dates.add(day)
+        if chat is not None and ts is not None:
+            newest = self._newest.setdefault(day, {})
+            if ts > newest.get(chat, float("-inf")):
+                newest[chat] = ts
+
+    def newest(self, chat: str, day: date) -> float | None:
+        """The chat's newest event time in partitions from `day` on (all are loaded for it)."""
+        for later in self._dates_from(day):
+            self._ensure(later)
+        times = [newest[chat] for d, newest in self._newest.items() if d >= day and chat in newest]
+        return max(times, default=None)
+
+    def preload(self, day: date) -> None:
+        """Load `day`'s ids now (blocking: call it in a thread) so the event loop does not."""
+        self._dates_from(day)
+        self._ensure(day)
+
+    def evict(self) -> None:
+        """Drop the oldest cached partitions (call only when nothing is pending)."""
+        for day in sorted(self._keys)[:-MAX_CACHED_DATES]:
+            self._keys.pop(day, None)
+            self._newest.pop(day, None)
+
+    def _dates_from(self, day: date) -> list[date]:
+        if self._table_dates is None:
+            self._table_dates = set()
+            if store.exists(self._root, self._spec.name):
+                table = DeltaTable(store.table_uri(self._root, self._spec.name))
+                for partition in table.partitions():
+                    self._table_dates.add(date.fromisoformat(str(partition[PARTITION_COLUMN])))
+        return sorted(d for d in self._table_dates if d >= day)
+
+    def _ensure(self, day: date) -> None:
+        if day in self._keys:
+            return
+        keys: set[str] = set()
+        newest: dict[str, float] = {}
+        if store.exists(self._root, self._spec.name):
+            columns = [self._spec.key]
+            if self._watermarks:
+                columns += ["chat_id", self._spec.time_column]
+            dataset = DeltaTable(store.table_uri(self._root, self._spec.name)).to_pyarrow_dataset()
+            loaded = dataset.to_table(columns=columns, filter=ds.field(PARTITION_COLUMN) == day)
+            keys.update(loaded.column(self._spec.key).to_pylist())
+            if self._watermarks:
+                times = loaded.column(self._spec.time_column).to_pylist()
+                for chat, ts in zip(loaded.column("chat_id").to_pylist(), times, strict=True):
+                    if ts > newest.get(chat, float("-inf")):
+                        newest[chat] = ts
+        self._keys[day] = keys
+        self._newest[day] = newest
+
+
+@dataclass
+class TableBuffer:
+    """Rows waiting for one table's next commit, and the offsets that commit will record."""
+
+    spec: TableSpec
+    index: KeyIndex
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    next_offsets: dict[TopicPartition, int] = field(default_factory=dict)
+    since: float = field(default_factory=time.monotonic)
+
+    def clear(self) -> None:
+        """Drop pending rows and offsets (after a commit, or before a rewind)."""
+        self.rows.clear()
+        self.next_offsets.clear()
+        self.since = time.monotonic()
+
+
+def app_id(group: str, tp: TopicPartition) -> str:
+    """The Delta application-transaction id under which a partition's next offset is recorded."""
+    return f"{group}:{tp.topic}:{tp.partition}"
+
+
+class DatasetSink:
+    """Consume the output topics and keep the four Delta tables exactly in step with them."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.root = settings.dataset_root
+        self.stats = SinkStats()
+        topics = settings.topics
+        self.tables: dict[str, TableName] = {
+            topics.messages: "messages",
+            topics.turn_pairs: "turn_pairs",
+            topics.conversations: "conversations",
+            topics.dead_letter: "dead_letters",
+        }
+        self.buffers: dict[TableName, TableBuffer] = {
+            name: TableBuffer(spec, KeyIndex(self.root, spec, watermarks=name == "messages"))
+            for name, spec in store.SPECS.items()
+        }
+        self._mask: Mask = masker(settings.pii_masking)
+        self._lock = asyncio.Lock()
+        self._consumer: AIOKafkaConsumer | None = None
+        # Where this sink sought each partition it owns; records fetched from anywhere else
+        # (before the seek, or after the partition was revoked) are ignored.
+        self._positions: dict[TopicPartition, int] = {}
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume and commit until `stop` is set; the last buffered rows are committed then."""
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.settings.bootstrap,
+            group_id=self.settings.sink_group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=max(6000, int(self.settings.session_timeout * 1000)),
+            heartbeat_interval_ms=1000,
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+        )
+        self._consumer = consumer
+        consumer.subscribe(list(self.tables), listener=_Listener(self))
+        await consumer.start()
+        logger.info("dataset sink started", extra={"root": self.root, "group": self.settings.sink_group})
+        last_log = time.monotonic()
+        try:
+            while not stop.is_set():
+                batch = await consumer.getmany(timeout_ms=100, max_records=10_000)
+                async with self._lock:  # not while a rebalance resets positions and indexes
+                    for tp, records in batch.items():
+                        start = self._positions.get(tp)
+                        if start is None:
+                            continue  # fetched before this sink sought it: it will come again
+                        for record in records:
+                            if record.offset >= start:
+                                self._add(record)
+                                start = self._positions[tp] = record.offset + 1
+                await self.flush(force=False)
+                if time.monotonic() - last_log > 30:
+                    logger.info("sink stats", extra=vars(self.stats))
+                    last_log = time.monotonic()
+            await self.flush(force=True)
+        finally:
+            await consumer.stop()
+
+    def _add(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        self.stats.records += 1
+        name = self.tables[record.topic]
+        buffer = self.buffers[name]
+        tp = TopicPartition(record.topic, record.partition)
+        buffer.next_offsets[tp] = record.offset + 1
+        if not buffer.rows:
+            buffer.since = time.monotonic()
+        try:
+            row = self._row(name, record, buffer.index)
+        except (msgspec.MsgspecError, orjson.JSONDecodeError, ValueError, TypeError) as exc:
+            self.stats.undecodable += 1
+            logger.error(
+                "record skipped: not a %s record",
+                name,
+                extra={
+                    "topic": record.topic,
+                    "partition": record.partition,
+                    "offset": record.offset,
+                    "error": str(exc)[:200],
+                },
+            )
+            return
+        if row is not None:
+            buffer.rows.append(row)
+
+    def _row(
+        self, name: TableName, record: ConsumerRecord[bytes, bytes], index: KeyIndex
+    ) -> dict[str, Any] | None:
+        value = record.value or b""
+        if name == "messages":
+            message = decode_message(value)
+            day = store.event_date(message.timestamp)
+            if index.seen(day, message.message_id):
+                self.stats.duplicates += 1
+                return None
+            newest = index.newest(message.chat_id, day)
+            late = is_late(message.timestamp, newest, self.settings.allowed_lateness)
+            self.stats.late += late
+            index.add(day, message.message_id, message.chat_id, float(message.timestamp))
+            return message_row(
+                message, late=late, partition=record.partition, offset=record.offset, mask=self._mask
+            )
+        if name == "turn_pairs":
+            row = pair_row(value, self._mask)
+        elif name == "conversations":
+            row = conversation_row(value, self._mask)
+        else:
+            row = dead_letter_row(
+                value,
+                key=record.key,
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                mask=self._mask,
+            )
+        key = row[index_key(name)]
+        day = row[PARTITION_COLUMN]
+        if index.seen(day, key):
+            self.stats.duplicates += 1
+            return None
+        index.add(day, key)
+        return row
+
+    async def flush(self, *, force: bool) -> None:
+        """Commit every table whose buffer is due (all non-empty ones when `force`)."""
+        async with self._lock:
+            interval = self.settings.sink_flush_interval
+            now = time.monotonic()
+            due = [
+                buffer
+                for buffer in self.buffers.values()
+                if buffer.rows
+                and (
+                    force
+                    or len(buffer.rows) >= self.settings.sink_flush_rows
+                    or now - buffer.since >= interval
+                )
+            ]
+            if not due:
+                return
+            results = await asyncio.gather(*(self._commit(buffer) for buffer in due), return_exceptions=True)
+            failed = [r for r in results if isinstance(r, BaseException)]
+            committed: dict[TopicPartition, int] = {}
+            for buffer, result in zip(due, results, strict=True):
+                if not isinstance(result, BaseException):
+                    committed.update(buffer.next_offsets)
+                    buffer.clear()
+                    buffer.index.evict()
+            if failed:
+                self.stats.failed_commits += len(failed)
+                logger.error("Delta commit failed: rewinding to the committed offsets", exc_info=failed[0])
+                await self._rewind()
+            await self._commit_kafka(committed)
+
+    async def _commit(self, buffer: TableBuffer) -> int:
+        rows = len(buffer.rows)
+        data = store.rows_to_arrow(buffer.spec.name, buffer.rows)
+        offsets = {app_id(self.settings.sink_group, tp): offset for tp, offset in buffer.next_offsets.items()}
+        started = time.perf_counter()
+        version = await asyncio.to_thread(store.write, self.root, buffer.spec.name, data, offsets=offsets)
+        self.stats.commit_seconds += time.perf_counter() - started
+        self.stats.commits += 1
+        self.stats.rows += rows
+        self.stats.largest_commit = max(self.stats.largest_commit, rows)
+        logger.debug("committed", extra={"table": buffer.spec.name, "rows": rows, "version": version})
+        return version
+
+    async def _commit_kafka(self, offsets: dict[TopicPartition, int]) -> None:
+        """Kafka's committed offsets only show lag to operators; resuming uses the Delta log."""
+        consumer = self._consumer
+        assigned = consumer.assignment() if consumer is not None else set()
+        offsets = {tp: offset for tp, offset in offsets.items() if tp in assigned}
+        if not offsets or consumer is None:
+            return
+        try:
+            await consumer.commit(offsets)
+        except Exception as exc:  # lag reporting must never stop the sink
+            logger.warning("Kafka offset commit failed (lag reporting only): %s", exc)
+
+    async def _rewind(self) -> None:
+        self._positions.clear()
+        for buffer in self.buffers.values():
+            buffer.clear()
+            buffer.index.clear()
+        if self._consumer is not None:
+            await self.seek_committed(self._consumer, self._consumer.assignment())
+        await asyncio.sleep(1.0)
+
+    async def seek_committed(self, consumer: AIOKafkaConsumer, partitions: Iterable[TopicPartition]) -> None:
+        """Seek each partition to the offset its table's last commit recorded (or the start)."""
+        by_table: dict[TableName, list[TopicPartition]] = {}
+        for tp in partitions:
+            by_table.setdefault(self.tables[tp.topic], []).append(tp)
+        for table, tps in by_table.items():
+            ids = [app_id(self.settings.sink_group, tp) for tp in tps]
+            versions = await asyncio.to_thread(store.transaction_versions, self.root, table, ids)
+            for tp, version in zip(tps, versions, strict=True):
+                if version is None:
+                    await consumer.seek_to_beginning(tp)
+                else:
+                    consumer.seek(tp, version)
+                self._positions[tp] = version or 0
+                logger.info(
+                    "partition assigned",
+                    extra={"topic": tp.topic, "partition": tp.partition, "offset": version},
+                )
+
+    async def on_revoked(self, revoked: set[TopicPartition]) -> None:
+        """Commit what is buffered while the partitions are still ours."""
+        try:
+            await self.flush(force=True)
+        finally:
+            async with self._lock:
+                self._positions.clear()
+                for buffer in self.buffers.values():
+                    buffer.clear()
+                    buffer.index.clear()
+
+    async def on_assigned(self, assigned: set[TopicPartition]) -> None:
+        """Reload the ids (another sink may have written) and resume from the Delta log.
+
+        Holds the lock, so no record is processed against a half-loaded index or position.
+        """
+        async with self._lock:
+            today = store.event_date(time.time())
+            for buffer in self.buffers.values():
+                buffer.index.clear()
+                await asyncio.to_thread(buffer.index.preload, today)
+            if self._consumer is not None:
+                await self.seek_committed(self._consumer, assigned)
+
+
+def index_key(table: TableName) -> str:
+    """The id column of `table`."""
+    return store.SPECS[table].key
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships no type hints
+    def __init__(self, sink: DatasetSink) -> None:
+        self._sink = sink
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._sink.on_revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self._sink.on_assigned(assigned)
+
+
+def run_sink(settings: Settings) -> int:
+    """Run one dataset sink until SIGINT/SIGTERM (several sinks share the partitions)."""
+    import signal
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await DatasetSink(settings).run(stop)
+
+    asyncio.run(main())
+    return 0

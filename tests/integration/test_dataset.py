@@ -1,0 +1,224 @@
+"""The whole pipeline into Delta: POST -> ingest -> broker -> worker -> sink -> tables (DESIGN §7).
+
+Real processes on the real broker; the oracle is `features.batch` over exactly what the ingest
+published, and `messagehooks backfill` over the raw topic.
+"""
+
+import asyncio
+import dataclasses
+import io
+import threading
+import time
+
+import httpx
+import msgspec
+import pytest
+
+from features.batch import build_dataset
+from messagehooks import store
+from messagehooks.pii import mask_pii
+from messagehooks.schema import Message
+from messagehooks.settings import load_settings
+from streams.backfill import backfill
+from tests.factories import landbot_body, landbot_message
+from tests.integration.kafka_read import read_topic
+from tests.integration.processes import IngestProcess, SinkProcess, WorkerProcess
+from tests.integration.traffic import conversation_traffic, deliveries
+
+pytestmark = pytest.mark.integration
+
+GAP = 3.0
+LATENESS = 1.0
+PROVENANCE = ["source_partition", "source_offset"]
+
+
+@pytest.fixture
+def pipeline(broker, unique, tmp_path):
+    env = {
+        "MESSAGEHOOKS_BROKER_PORT": str(broker.port),
+        "MESSAGEHOOKS_TOPIC_PREFIX": f"ds{unique}.",
+        "MESSAGEHOOKS_PARTITIONS": "3",
+        "MESSAGEHOOKS_DATA_DIR": str(tmp_path / "data"),
+        "MESSAGEHOOKS_WORKER_ID": f"w{unique}",
+        "MESSAGEHOOKS_SINK_GROUP": f"s{unique}",
+        "MESSAGEHOOKS_CONVERSATION_GAP": str(GAP),
+        "MESSAGEHOOKS_ALLOWED_LATENESS": str(LATENESS),
+        "MESSAGEHOOKS_SINK_FLUSH_INTERVAL": "0.3",
+    }
+    ingest = IngestProcess(env, tmp_path / "ingest.log").start()
+    ingest.wait_ready()
+    started: list = []
+
+    def start(kind: type, name: str):
+        process = kind(env, tmp_path / f"{name}.log").start()
+        started.append(process)
+        return process
+
+    settings = load_settings({**env, "MESSAGEHOOKS_KAFKA_BOOTSTRAP": broker.bootstrap})
+    yield ingest, start, settings
+    for process in started:
+        process.kill9()
+    ingest.stop()
+
+
+def _post_all(ingest: IngestProcess, bodies: list[bytes], pace: float = 0.0) -> None:
+    with httpx.Client(base_url=ingest.url, timeout=10) as client:
+        for body in bodies:
+            assert client.post("/hooks/default", content=body).status_code == 200
+            time.sleep(pace)
+
+
+def _published(settings, count: int) -> list[Message]:
+    records = asyncio.run(read_topic(settings.bootstrap, settings.topics.messages, expect=count, timeout=30))
+    return [
+        msgspec.convert({k: v for k, v in r.items() if not k.startswith("_") and k != "raw"}, Message)
+        for r in records
+    ]
+
+
+def _rows(settings, table: str) -> list[dict]:
+    if not store.exists(settings.dataset_root, table):
+        return []
+    return store.open_table(settings.dataset_root, table).to_pyarrow_table().to_pylist()
+
+
+def _wait_rows(settings, table: str, count: int, timeout: float = 60.0) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    rows = _rows(settings, table)
+    while len(rows) < count and time.monotonic() < deadline:
+        time.sleep(0.3)
+        rows = _rows(settings, table)
+    return rows
+
+
+def _by(rows: list[dict], key: str, drop: tuple[str, ...] = ()) -> dict[str, dict]:
+    return {r[key]: {k: v for k, v in r.items() if k not in drop} for r in rows}
+
+
+def _expected_pairs(messages: list[Message]) -> tuple[dict, dict]:
+    pairs, conversations = build_dataset(messages, conversation_gap=GAP, context_turns=3)
+    return {p.pair_id: p for p in pairs}, {c.conversation_id: c for c in conversations}
+
+
+def test_post_to_every_table_and_backfill_equals_the_stream(pipeline, tmp_path):
+    ingest, start, settings = pipeline
+    start(WorkerProcess, "worker")
+    start(SinkProcess, "sink")
+    messages = conversation_traffic(12, seed=7, spacing=0.05)
+    messages.append(
+        landbot_message(
+            chat=990_001,
+            ts=messages[0]["timestamp"],
+            type="text",
+            sender_type="customer",
+            body="write to ana.lopez@example.es or call +34 600 11 22 33",
+            uuid="pii-1",
+        )
+    )
+    bodies = deliveries(messages, seed=7)
+    _post_all(ingest, bodies)
+    # Authenticated but invalid: a dead letter, and the valid message beside it is kept.
+    bad = landbot_body(
+        landbot_message(chat=990_002, type="text", sender_type="customer", body="ok", uuid="v-1")
+    )
+    bad["messages"].append({"type": 5})
+    with httpx.Client(base_url=ingest.url, timeout=10) as client:
+        assert client.post("/hooks/default", json=bad).status_code == 200
+
+    unique_ids = {m["_raw"]["uuid"] for m in messages} | {"v-1"}
+    published = _published(settings, len(bodies) + 1)
+    pairs, conversations = _expected_pairs(published)
+
+    got_messages = _wait_rows(settings, "messages", len(unique_ids))
+    got_pairs = _wait_rows(settings, "turn_pairs", len(pairs))
+    got_conversations = _wait_rows(settings, "conversations", len(conversations))
+    got_dead = _wait_rows(settings, "dead_letters", 1)
+
+    assert sorted(r["message_id"] for r in got_messages) == sorted(unique_ids)
+    assert not any(r["late"] for r in got_messages)
+    assert sorted(r["pair_id"] for r in got_pairs) == sorted(pairs)
+    assert sorted(r["conversation_id"] for r in got_conversations) == sorted(conversations)
+    for table, rows in [
+        ("messages", got_messages),
+        ("turn_pairs", got_pairs),
+        ("conversations", got_conversations),
+        ("dead_letters", got_dead),
+    ]:
+        assert list(rows[0]) == store.spec(table).schema.names
+    assert [(r["reason"], r["source"], r["hook"]) for r in got_dead] == [
+        ("invalid_message", "ingest", "default")
+    ]
+    # Field by field against the batch oracle (text masked the same way).
+    for row in got_pairs:
+        expected = pairs[row["pair_id"]]
+        assert row["prompt_text"] == mask_pii(expected.prompt_text)
+        assert row["response_text"] == (
+            None if expected.response_text is None else mask_pii(expected.response_text)
+        )
+        assert (row["answered"], row["latency_s"], row["pair_index"]) == (
+            expected.answered,
+            expected.latency_s,
+            expected.pair_index,
+        )
+        assert row["date"] == store.event_date(expected.prompt_ts)
+    pii = next(r for r in got_messages if r["message_id"] == "pii-1")
+    assert pii["body"] == "write to <EMAIL> or call <PHONE>"
+
+    # Rebuilt in batch from the raw topic: the same rows as the stream wrote.
+    rebuilt = dataclasses.replace(settings, dataset_uri=str(tmp_path / "backfilled"))
+    out = io.StringIO()
+    result = backfill(rebuilt, from_topic=settings.topics.raw, out=out)
+    assert "backfill: done" in out.getvalue()
+    assert result.messages == len(unique_ids)
+    for table, key in [
+        ("messages", "message_id"),
+        ("turn_pairs", "pair_id"),
+        ("conversations", "conversation_id"),
+    ]:
+        streamed = _by(_rows(settings, table), key, drop=tuple(PROVENANCE))
+        batch = _by(_rows(rebuilt, table), key, drop=tuple(PROVENANCE))
+        assert batch == streamed, table
+
+
+def test_kill_9_of_worker_and_sink_twice_loses_and_duplicates_nothing(pipeline):
+    ingest, start, settings = pipeline
+    worker = start(WorkerProcess, "worker-1")
+    sink = start(SinkProcess, "sink-1")
+    messages = conversation_traffic(250, seed=11, spacing=0.02)
+    bodies = deliveries(messages, seed=11)
+    poster = threading.Thread(target=_post_all, args=(ingest, bodies, 0.008))
+    poster.start()
+    written = 0
+    for round_ in (2, 3):
+        # Kill while rows are flowing: once pairs have grown since the last restart.
+        rows = _wait_rows(settings, "turn_pairs", written + 20, timeout=60)
+        assert len(rows) > written, "the worker and sink wrote no pairs before the kill"
+        written = len(rows)
+        worker.kill9()
+        sink.kill9()
+        worker = start(WorkerProcess, f"worker-{round_}")
+        sink = start(SinkProcess, f"sink-{round_}")
+    assert poster.is_alive(), "traffic ended before the last kill: post more or pace slower"
+    poster.join(120)
+    assert not poster.is_alive()
+
+    unique_ids = {m["_raw"]["uuid"] for m in messages}
+    pairs, conversations = _expected_pairs(_published(settings, len(bodies)))
+    got_messages = _wait_rows(settings, "messages", len(unique_ids), timeout=90)
+    got_pairs = _wait_rows(settings, "turn_pairs", len(pairs), timeout=90)
+    got_conversations = _wait_rows(settings, "conversations", len(conversations), timeout=60)
+    time.sleep(1.5)  # a duplicate committed late would show up now
+    got_messages, got_pairs = _rows(settings, "messages"), _rows(settings, "turn_pairs")
+    got_conversations = _rows(settings, "conversations")
+
+    message_ids = [r["message_id"] for r in got_messages]
+    pair_ids = [r["pair_id"] for r in got_pairs]
+    conversation_ids = [r["conversation_id"] for r in got_conversations]
+    assert len(message_ids) == len(set(message_ids)), "duplicate message_id"
+    assert len(pair_ids) == len(set(pair_ids)), "duplicate pair_id"
+    assert len(conversation_ids) == len(set(conversation_ids)), "duplicate conversation_id"
+    assert set(message_ids) == unique_ids
+    assert set(pair_ids) == set(pairs)
+    assert set(conversation_ids) == set(conversations)
+    versions = store.versions(settings.dataset_root, "turn_pairs")
+    assert len(versions) >= 3
