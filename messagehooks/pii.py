@@ -40,7 +40,7 @@ CARD = "<CARD>"
 _MAYBE_NUMBER = re.compile(r"[0-9][0-9 .()\-]{8}")
 
 _EMAIL = re.compile(
-    r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@"
+    r"[A-Za-z0-9._%+-]+@"
     r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
     r"\.[A-Za-z]{2,}(?![A-Za-z0-9_-])"
 )
@@ -48,7 +48,7 @@ _EMAIL = re.compile(
 # A number starts a token: not glued to a word, a currency sign, a '+' or '#', nor to `word-`, `word.`
 # etc.; a mask counts as a word there so that masking twice sees the same boundaries (idempotence).
 _START = "".join(
-    [r"(?=[0-9(+])(?<![\w#$€£¥+])(?<!\w[-.,/])"]
+    [r"(?<![\w#$€£¥+])(?<!\w[-.,/])"]
     + [rf"(?<!{re.escape(mask)})(?<!{re.escape(mask)}[-.,/])" for mask in (EMAIL, PHONE, CARD)]
 )
 # ... and ends one: not followed by a word, `+`, `(`, nor by `,5` / `.5` / `/5` / `-5` (prices, dates).
@@ -65,7 +65,7 @@ _CARD = re.compile(
 
 _SEP = r"(?:[ .\-]\(?|\)[ .\-]?|\()"
 _PHONE = re.compile(
-    r"(?=[0-9(+])"
+    r"(?=[0-9(+])"  # cheap first-char filter before the lookbehinds
     + _START
     + r"(?:(?P<keep>"
     + r"[0-9]{4}(?P<d1>[-./])[0-9]{1,2}(?P=d1)[0-9]{1,2}"  # 2024-05-12

@@ -1,0 +1,150 @@
+"""The dataset sink in-process on the real broker and real Delta tables: the exactly-once protocol.
+
+Each test crashes the sink at one point of a commit and checks that a fresh sink ends with every
+row exactly once, and that it resumed from the offsets in the Delta log (it re-read nothing).
+"""
+
+import asyncio
+import time
+
+import pytest
+
+from features.batch import build_dataset
+from messagehooks import store
+from messagehooks.kafka import ensure_project_topics, make_producer
+from messagehooks.schema import encode_message
+from messagehooks.settings import Settings
+from streams.records import encode_record
+from streams.sink import DatasetSink
+from tests.factories import BASE_TS, example_chat, message
+
+pytestmark = pytest.mark.integration
+
+MESSAGES = 120
+
+
+class Crash(Exception):
+    """Stands for the process dying at the patched point."""
+
+
+@pytest.fixture
+def settings(broker, unique, tmp_path) -> Settings:
+    settings = Settings(
+        kafka_bootstrap=broker.bootstrap,
+        topic_prefix=f"sk{unique}.",
+        partitions=3,
+        data_dir=tmp_path,
+        sink_group=f"g{unique}",
+        sink_flush_interval=0.2,
+        sink_flush_rows=40,
+        session_timeout=2.0,
+    )
+    asyncio.run(ensure_project_topics(settings))
+    return settings
+
+
+async def _produce(settings: Settings, records: list[tuple[str, bytes, bytes]]) -> None:
+    producer = make_producer(settings.bootstrap)
+    await producer.start()
+    try:
+        for topic, key, value in records:
+            await producer.send_and_wait(topic, value=value, key=key)
+    finally:
+        await producer.stop()
+
+
+def _message_records(settings: Settings, count: int, start: int = 0) -> list[tuple[str, bytes, bytes]]:
+    out = []
+    for i in range(start, start + count):
+        m = message(chat=f"c{i % 7}", ts=BASE_TS + i, body=f"hello {i}", message_id=f"id-{i}")
+        out.append((settings.topics.messages, m.chat_id.encode(), encode_message(m)))
+    return out
+
+
+async def _run_until(sink: DatasetSink, done, timeout: float = 30.0) -> None:
+    """Run `sink` until `done()` holds after a commit (or a crash), then stop it cleanly."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(sink.run(stop))
+    deadline = time.monotonic() + timeout
+    while not task.done() and not done() and time.monotonic() < deadline:
+        await asyncio.wait([task], timeout=0.1)  # the table is polled: nothing to wait on
+    stop.set()
+    await asyncio.wait_for(task, 30)
+
+
+def _ids(settings: Settings, table: str = "messages") -> list[str]:
+    if not store.exists(settings.dataset_root, table):
+        return []
+    key = store.spec(table).key
+    return store.load(table, root=settings.dataset_root, columns=[key])[key].tolist()
+
+
+async def test_crash_after_the_delta_commit_before_the_kafka_commit(settings):
+    await _produce(settings, _message_records(settings, MESSAGES))
+    first = DatasetSink(settings)
+
+    async def crash(offsets):
+        raise Crash
+
+    first._commit_kafka = crash  # dies right after its first Delta commit
+    with pytest.raises(Crash):
+        await _run_until(first, lambda: False)
+    committed = _ids(settings)
+    assert 0 < len(committed) < MESSAGES + 1
+
+    second = DatasetSink(settings)
+    await _run_until(second, lambda: len(_ids(settings)) >= MESSAGES)
+    ids = _ids(settings)
+    assert sorted(ids) == sorted(f"id-{i}" for i in range(MESSAGES))
+    # It resumed after the rows the first sink committed (Kafka knew of no commit at all).
+    assert second.stats.records == MESSAGES - len(committed)
+    assert second.stats.duplicates == 0
+
+
+@pytest.mark.parametrize("landed", [False, True], ids=["commit-lost", "commit-landed-answer-lost"])
+async def test_a_failed_delta_commit_is_retried_from_the_log(settings, monkeypatch, landed):
+    await _produce(settings, _message_records(settings, MESSAGES))
+    real_write = store.write
+    calls = []
+
+    def write_failing_once(root, table, data, **kwargs):
+        calls.append(table)
+        if len(calls) == 1:
+            if landed:  # the commit is in the log, but the writer never learns it
+                real_write(root, table, data, **kwargs)
+            raise OSError("connection reset while committing")
+        return real_write(root, table, data, **kwargs)
+
+    monkeypatch.setattr(store, "write", write_failing_once)
+    sink = DatasetSink(settings)
+    await _run_until(sink, lambda: len(_ids(settings)) >= MESSAGES)
+    assert sink.stats.failed_commits == 1
+    ids = _ids(settings)
+    assert sorted(ids) == sorted(f"id-{i}" for i in range(MESSAGES))
+
+
+async def test_repeats_in_the_topics_are_written_once_and_stragglers_flagged_late(settings):
+    chat = example_chat("77", base=BASE_TS)
+    pairs, conversations = build_dataset(chat)
+    late = message(chat="c0", ts=BASE_TS - 60, body="late", message_id="late-1")
+    records = _message_records(settings, 20)
+    records += _message_records(settings, 20)  # every message redelivered (Landbot retries)
+    records.append((settings.topics.messages, b"c0", encode_message(late)))
+    for pair in pairs * 2:  # re-emitted by a worker after a crash
+        records.append((settings.topics.turn_pairs, b"77", encode_record(pair)))
+    for conversation in conversations * 2:
+        records.append((settings.topics.conversations, b"77", encode_record(conversation)))
+    await _produce(settings, records)
+
+    sink = DatasetSink(settings)
+    await _run_until(sink, lambda: len(_ids(settings)) >= 21 and len(_ids(settings, "conversations")) >= 1)
+    messages = store.load("messages", root=settings.dataset_root)
+    assert sorted(messages.message_id) == sorted([f"id-{i}" for i in range(20)] + ["late-1"])
+    assert messages.set_index("message_id").late.to_dict()["late-1"]
+    assert not messages[messages.message_id != "late-1"].late.any()
+    assert sorted(_ids(settings, "turn_pairs")) == sorted(p.pair_id for p in pairs)
+    assert _ids(settings, "conversations") == [c.conversation_id for c in conversations]
+
+    restarted = DatasetSink(settings)
+    await _run_until(restarted, lambda: False, timeout=3)
+    assert restarted.stats.records == 0  # resumed at the end: nothing read twice
