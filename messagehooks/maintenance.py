@@ -29,7 +29,7 @@ def stats(root: str) -> dict[str, Any]:
         pairs = store.open_table(root, "turn_pairs").to_pyarrow_table(
             columns=["prompt_role", "response_role", "answered"]
         )
-        by_roles = pairs.group_by(["prompt_role", "response_role"]).aggregate([("answered", "count_all")])
+        by_roles = pairs.group_by(["prompt_role", "response_role"]).aggregate([([], "count_all")])
         out["pairs_by_role"] = sorted(
             (
                 {"prompt_role": p, "response_role": r, "pairs": n}
