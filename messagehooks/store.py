@@ -310,3 +310,34 @@ def versions(root: str, table: str) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+COLUMN_DOCS: Mapping[str, str] = {
+    "date": "UTC date of the row's event time (the partition column)",
+    "late": "arrived more than ALLOWED_LATENESS older than its chat's newest message: stored, not paired",
+    "source_partition": "Kafka partition of the `messages` record (null when backfilled)",
+    "source_offset": "Kafka offset of the `messages` record (null when backfilled)",
+    "dead_letter_id": "`{topic}:{partition}:{offset}` of the dead-letter record",
+    "source": "`ingest` (rejected payload) or `streams` (record the worker could not process)",
+    "original": "the rejected bytes as text (base64 when not UTF-8), PII masked",
+}
+
+
+def schema_markdown() -> str:
+    """The column tables of docs/dataset.md (a test keeps the doc equal to this)."""
+    lines: list[str] = []
+    for name, table in SPECS.items():
+        lines += [
+            f"### `{name}`",
+            "",
+            f"Key `{table.key}`, partitioned by `{PARTITION_COLUMN}` (of `{table.time_column}`).",
+            "",
+        ]
+        lines += ["| column | type | null | note |", "|---|---|---|---|"]
+        for column in table.schema:
+            note = COLUMN_DOCS.get(column.name, "")
+            lines.append(
+                f"| `{column.name}` | `{column.type}` | {'yes' if column.nullable else 'no'} | {note} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
