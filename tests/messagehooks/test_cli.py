@@ -1,10 +1,12 @@
 import asyncio
+import json
 import logging
 import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -67,7 +69,15 @@ def test_tail_of_an_unknown_topic_is_a_clear_error(capsys):
 
 
 @pytest.mark.integration
-def test_up_serves_and_ctrl_c_stops_everything(tmp_path):
+def _dataset_stats(data_dir: Path) -> dict:
+    out = subprocess.run(
+        [sys.executable, "-m", "messagehooks", "dataset", "--data-dir", str(data_dir), "stats"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    return json.loads(out)
+
+
+def test_up_serves_writes_the_dataset_and_ctrl_c_stops_everything(tmp_path):
     port, broker_port = free_port(), free_port()
     env = {**os.environ, "MESSAGEHOOKS_PORT": str(port), "MESSAGEHOOKS_BROKER_PORT": str(broker_port)}
     env.pop("MESSAGEHOOKS_KAFKA_BOOTSTRAP", None)
@@ -96,6 +106,16 @@ def test_up_serves_and_ctrl_c_stops_everything(tmp_path):
         bootstrap = f"127.0.0.1:{broker_port}"
         (pair,) = asyncio.run(read_topic(bootstrap, "landbot.turn-pairs", expect=1, timeout=60))
         assert (pair["prompt_role"], pair["response_role"], pair["chat_id"]) == ("bot", "customer", "77")
+        # ... and up's dataset sink commits the messages and the pair to Delta.
+        deadline = time.monotonic() + 30
+        tables = _dataset_stats(tmp_path / "fresh" / "data")["tables"]
+        while (tables["messages"]["rows"], tables["turn_pairs"]["rows"]) != (
+            4,
+            1,
+        ) and time.monotonic() < deadline:
+            time.sleep(0.2)
+            tables = _dataset_stats(tmp_path / "fresh" / "data")["tables"]
+        assert (tables["messages"]["rows"], tables["turn_pairs"]["rows"]) == (4, 1)
         children = subprocess.run(["pgrep", "-g", str(up.pid)], capture_output=True, text=True).stdout
         assert children  # the supervisor's own group; its children live in their own groups
         up.send_signal(signal.SIGINT)
