@@ -55,6 +55,17 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
         commands.add_parser("dataset", help="inspect, export and compact the Delta tables"), settings
     )
 
+    train = commands.add_parser("train", help="train and evaluate a baseline model on a dataset version")
+    train.add_argument("--task", choices=["dropoff", "escalation"], required=True)
+    train.add_argument("--version", type=int, default=None, help="table version (default: latest)")
+    train.add_argument("--out", type=Path, default=None, help="save model.joblib + metadata.json here")
+    train.add_argument("--folds", type=int, default=5, help="grouped-by-chat folds (default: %(default)s)")
+    train.add_argument(
+        "--first-turns", type=int, default=3, help="escalation: turns seen (default: %(default)s)"
+    )
+    _flag(train, "--data-dir", "DATA_DIR", settings.data_dir, type=Path)
+    _flag(train, "--dataset-uri", "DATASET_URI", settings.dataset_uri)
+
     backfill = commands.add_parser("backfill", help="rebuild the dataset tables in batch, as a new version")
     source = backfill.add_mutually_exclusive_group(required=True)
     source.add_argument(
@@ -189,6 +200,31 @@ def _run_dataset(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_train(settings: Settings, args: argparse.Namespace) -> int:
+    from features.training import NotEnoughData, save, train_from_store
+
+    try:
+        result = train_from_store(
+            args.task,
+            version=args.version,
+            root=settings.dataset_root,
+            folds=args.folds,
+            first_turns=args.first_turns,
+        )
+    except NotEnoughData as exc:
+        raise MessageHooksError(f"not enough data to train: {exc}") from exc
+    table = "turn_pairs" if args.task == "dropoff" else "conversations"
+    sys.stdout.write(
+        f"task {args.task}: {result.rows} rows, {result.chats} chats, "
+        f"positive rate {result.positive_rate:.3f}, {table} version {result.dataset_version}, "
+        f"{result.folds} folds grouped by chat\n\n"
+    )
+    sys.stdout.write(result.metrics.round(4).to_string() + "\n")
+    if args.out is not None:
+        sys.stdout.write(f"\nsaved to {save(result, args.out)}\n")
+    return 0
+
+
 def _run_backfill(settings: Settings, args: argparse.Namespace) -> int:
     from streams.backfill import backfill
 
@@ -267,4 +303,5 @@ _COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "backfill": _run_backfill,
     "tail": _run_tail,
     "replay": _run_replay,
+    "train": _run_train,
 }

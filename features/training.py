@@ -1,0 +1,295 @@
+"""Baseline models on a pinned dataset version: drop-off and escalation (scikit-learn).
+
+Two tasks, both binary, both evaluated with folds grouped by chat (no chat is ever in the train
+and the test part of a split, so a model cannot learn a chat's wording and "predict" its other
+turns), against a `DummyClassifier` on the same folds:
+
+- dropoff: will the customer answer this bot/agent prompt? One row per `turn_pairs` row whose
+  prompt is a bot or agent turn; label = not answered. Only what is known when the prompt ends
+  is used (prompt text and features, position, time, country, channel, agent assigned).
+- escalation: will this conversation reach a human agent, seen from its first `k` turns? One
+  row per conversation that has `k` turns before any agent turn and before its assignment;
+  label = escalated. Features: the first k turns' text and simple counts.
+
+`messagehooks train` and notebooks/02-train-baselines.ipynb call `train`.
+"""
+
+import json
+import platform
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import joblib
+import numpy as np
+import pandas as pd
+import sklearn
+from sklearn.base import clone
+from sklearn.calibration import calibration_curve
+from sklearn.compose import ColumnTransformer
+from sklearn.dummy import DummyClassifier
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+from sklearn.model_selection import GroupKFold
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from features.records import FEATURE_VERSION
+
+Task = Literal["dropoff", "escalation"]
+TASKS: tuple[Task, ...] = ("dropoff", "escalation")
+TASK_TABLE: dict[Task, str] = {"dropoff": "turn_pairs", "escalation": "conversations"}
+DEFAULT_FIRST_TURNS = 3
+
+DROPOFF_NUMERIC = [
+    "prompt_chars",
+    "prompt_words",
+    "prompt_option_count",
+    "pair_index",
+    "prompt_turn_index",
+    "hour_of_day",
+    "weekday",
+]
+DROPOFF_FLAGS = [
+    "prompt_is_button",
+    "prompt_has_question",
+    "prompt_has_digits",
+    "prompt_has_email",
+    "prompt_has_url",
+    "agent_assigned",
+]
+DROPOFF_CATEGORIES = ["prompt_role", "prompt_kind", "country", "channel_id"]
+ESCALATION_NUMERIC = ["customer_turns_k", "bot_turns_k", "customer_chars_k", "seconds_k", "hour_of_day"]
+ESCALATION_CATEGORIES = ["country", "channel_id"]
+
+
+class NotEnoughData(ValueError):
+    """Too few rows, chats or examples of a class to evaluate a model honestly."""
+
+
+@dataclass
+class TrainResult:
+    """A fitted model, how it scored against the baseline, and what it was trained on."""
+
+    task: Task
+    model: Pipeline
+    metrics: pd.DataFrame
+    importances: pd.DataFrame
+    calibration: pd.DataFrame
+    rows: int
+    chats: int
+    positive_rate: float
+    dataset_version: int | None
+    folds: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def metadata(self) -> dict[str, Any]:
+        """What a saved model carries: its data, its features and its scores."""
+        return {
+            "task": self.task,
+            "table": TASK_TABLE[self.task],
+            "dataset_version": self.dataset_version,
+            "feature_version": FEATURE_VERSION,
+            "rows": self.rows,
+            "chats": self.chats,
+            "positive_rate": self.positive_rate,
+            "folds": self.folds,
+            "metrics": self.metrics.reset_index().to_dict(orient="records"),
+            "trained_at": datetime.now(tz=UTC).isoformat(),
+            "sklearn": sklearn.__version__,
+            "python": platform.python_version(),
+            **self.extra,
+        }
+
+
+def dropoff_frame(pairs: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series, pd.Series]:
+    """(features, label "dropped off", chat groups) from a `turn_pairs` table."""
+    prompts = pairs[pairs["prompt_role"].isin(["bot", "agent"])].reset_index(drop=True)
+    x = prompts[["prompt_text", *DROPOFF_NUMERIC, *DROPOFF_FLAGS]].copy()
+    x["prompt_text"] = x["prompt_text"].fillna("")
+    x["prompt_role"] = prompts["prompt_role"]
+    x["prompt_kind"] = prompts["prompt_types"].map(_last_type)
+    x["country"] = prompts["country"].fillna("unknown")
+    x["channel_id"] = prompts["channel_id"].fillna("unknown").astype(str)
+    x[DROPOFF_FLAGS] = x[DROPOFF_FLAGS].fillna(False).astype(int)
+    y = (~prompts["answered"].astype(bool)).astype(int).rename("dropped_off")
+    return x, y, prompts["chat_id"].astype(str)
+
+
+def escalation_frame(
+    conversations: pd.DataFrame, first_turns: int = DEFAULT_FIRST_TURNS
+) -> tuple[pd.DataFrame, pd.Series, pd.Series]:
+    """(features of the first `first_turns` turns, label "escalated", chat groups).
+
+    Conversations already with an agent (an agent turn, or the assignment) within those turns
+    are left out: their outcome is known by then.
+    """
+    rows = []
+    records: list[dict[str, Any]] = conversations.to_dict(orient="records")  # type: ignore[assignment]
+    for conversation in records:
+        turns: list[dict[str, Any]] = list(
+            conversation["transcript"] if conversation["transcript"] is not None else []
+        )
+        if len(turns) < first_turns:
+            continue
+        head = turns[:first_turns]
+        start: float = conversation["start_ts"]
+        to_assignment = conversation["time_to_assignment_s"]
+        assigned_at = None if to_assignment is None or pd.isna(to_assignment) else start + to_assignment
+        if any(t["role"] == "agent" for t in head) or (
+            assigned_at is not None and head[-1]["ts"] >= assigned_at
+        ):
+            continue
+        customer = [t for t in head if t["role"] == "customer"]
+        rows.append(
+            {
+                "text_k": "\n".join(f"{t['role']}: {t['text']}" for t in head),
+                "customer_turns_k": len(customer),
+                "bot_turns_k": sum(1 for t in head if t["role"] == "bot"),
+                "customer_chars_k": sum(len(t["text"] or "") for t in customer),
+                "seconds_k": head[-1]["ts"] - head[0]["ts"],
+                "hour_of_day": datetime.fromtimestamp(start, tz=UTC).hour,
+                "country": conversation["country"] or "unknown",
+                "channel_id": str(conversation["channel_id"] or "unknown"),
+                "escalated": int(bool(conversation["escalated"])),
+                "chat_id": str(conversation["chat_id"]),
+            }
+        )
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        raise NotEnoughData(f"no conversation has {first_turns} turns before an agent joins")
+    return frame.drop(columns=["escalated", "chat_id"]), frame["escalated"], frame["chat_id"]
+
+
+def make_pipeline(task: Task, seed: int = 0) -> Pipeline:
+    """TF-IDF on the text, one-hot on categories, scaled numbers -> logistic regression."""
+    if task == "dropoff":
+        text, numeric, categories = "prompt_text", DROPOFF_NUMERIC + DROPOFF_FLAGS, DROPOFF_CATEGORIES
+    else:
+        text, numeric, categories = "text_k", ESCALATION_NUMERIC, ESCALATION_CATEGORIES
+    columns = ColumnTransformer(
+        [
+            (
+                "text",
+                TfidfVectorizer(ngram_range=(1, 2), min_df=2, max_features=20_000, sublinear_tf=True),
+                text,
+            ),
+            ("category", OneHotEncoder(handle_unknown="ignore", min_frequency=5), categories),
+            ("number", StandardScaler(), numeric),
+        ]
+    )
+    model = LogisticRegression(max_iter=2000, class_weight="balanced", random_state=seed)
+    return Pipeline([("features", columns), ("model", model)])
+
+
+def grouped_folds(groups: pd.Series, folds: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Train/test indices where no group (chat) is on both sides."""
+    yield from GroupKFold(n_splits=folds).split(np.zeros(len(groups)), groups=groups)
+
+
+def evaluate(
+    make_model: Callable[[], Any], x: pd.DataFrame, y: pd.Series, groups: pd.Series, folds: int
+) -> tuple[dict[str, list[float]], np.ndarray]:
+    """Scores per fold and the out-of-fold probabilities of `make_model()`."""
+    scores: dict[str, list[float]] = {"roc_auc": [], "pr_auc": [], "brier": []}
+    out_of_fold = np.zeros(len(y))
+    for train_index, test_index in grouped_folds(groups, folds):
+        model = make_model().fit(x.iloc[train_index], y.iloc[train_index])
+        probability = model.predict_proba(x.iloc[test_index])[:, 1]
+        out_of_fold[test_index] = probability
+        truth = y.iloc[test_index]
+        if truth.nunique() < 2:
+            continue  # a fold with one class has no ROC-AUC
+        scores["roc_auc"].append(float(roc_auc_score(truth, probability)))
+        scores["pr_auc"].append(float(average_precision_score(truth, probability)))
+        scores["brier"].append(float(brier_score_loss(truth, probability)))
+    return scores, out_of_fold
+
+
+def train(
+    task: Task,
+    table: pd.DataFrame,
+    *,
+    dataset_version: int | None = None,
+    folds: int = 5,
+    first_turns: int = DEFAULT_FIRST_TURNS,
+    seed: int = 0,
+) -> TrainResult:
+    """Evaluate the baseline and the dummy with grouped folds, then fit on everything."""
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; the tasks are {', '.join(TASKS)}")
+    x, y, groups = dropoff_frame(table) if task == "dropoff" else escalation_frame(table, first_turns)
+    chats = int(groups.nunique())
+    folds = min(folds, chats)
+    if folds < 2 or y.nunique() < 2 or y.value_counts().min() < folds:
+        raise NotEnoughData(
+            f"{task}: {len(y)} rows from {chats} chats with {int(y.sum())} positives: "
+            "need 2+ chats and at least one positive and one negative per fold"
+        )
+    pipeline = make_pipeline(task, seed)
+    model_scores, out_of_fold = evaluate(lambda: clone(pipeline), x, y, groups, folds)
+    dummy_scores, _ = evaluate(lambda: DummyClassifier(strategy="prior"), x, y, groups, folds)
+    metrics = pd.DataFrame(
+        {
+            f"{name}_{stat}": [getattr(np, stat)(scores[name]) for scores in (model_scores, dummy_scores)]
+            for name in ("roc_auc", "pr_auc", "brier")
+            for stat in ("mean", "std")
+        },
+        index=pd.Index(["logistic_regression", "dummy_prior"], name="model"),
+    )
+    model = clone(pipeline).fit(x, y)
+    prob_true, prob_pred = calibration_curve(y, out_of_fold, n_bins=10, strategy="quantile")
+    return TrainResult(
+        task=task,
+        model=model,
+        metrics=metrics,
+        importances=importances(model),
+        calibration=pd.DataFrame({"predicted": prob_pred, "observed": prob_true}),
+        rows=len(y),
+        chats=chats,
+        positive_rate=float(y.mean()),
+        dataset_version=dataset_version,
+        folds=folds,
+        extra={"first_turns": first_turns} if task == "escalation" else {},
+    )
+
+
+def importances(model: Pipeline, top: int = 15) -> pd.DataFrame:
+    """The largest coefficients (by magnitude) with their feature names."""
+    names = model.named_steps["features"].get_feature_names_out()
+    coefficients = model.named_steps["model"].coef_[0]
+    order = np.argsort(-np.abs(coefficients))[:top]
+    return pd.DataFrame({"feature": names[order], "coefficient": coefficients[order]})
+
+
+def save(result: TrainResult, out: Path) -> Path:
+    """model.joblib + metadata.json (dataset version, FEATURE_VERSION, metrics) in `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    joblib.dump(result.model, out / "model.joblib")
+    (out / "metadata.json").write_text(json.dumps(result.metadata(), indent=2, default=str) + "\n")
+    return out
+
+
+def train_from_store(
+    task: Task, *, version: int | None = None, root: str | None = None, **kwargs: Any
+) -> TrainResult:
+    """`train` on the task's table loaded at `version` (latest when None), recording which."""
+    from messagehooks import store
+
+    if root is None:
+        from messagehooks.settings import load_settings
+
+        root = load_settings().dataset_root
+    table_name = TASK_TABLE[task] if task in TASK_TABLE else task
+    delta = store.open_table(root, table_name, version)
+    table = delta.to_pandas()
+    return train(task, table, dataset_version=int(delta.version()), **kwargs)
+
+
+def _last_type(types: Any) -> str:
+    if types is None or len(types) == 0:
+        return "none"
+    return str(types[-1])
