@@ -80,6 +80,13 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     up = commands.add_parser("up", help="run broker (unless KAFKA_BOOTSTRAP is set) + ingest + worker + sink")
     _server_flags(up, settings)
     _flag(up, "--broker-port", "BROKER_PORT", settings.broker_port, type=int)
+    up.add_argument(
+        "--simulate-rate",
+        type=float,
+        default=5.0,
+        help="messages/s of simulated Landbot traffic posted to the first hook (default: %(default)s)",
+    )
+    up.add_argument("--no-simulate", action="store_true", help="no simulated traffic: real traffic only")
 
     tail = commands.add_parser("tail", help="pretty-print the records of a topic")
     tail.add_argument("topic", help="full name (landbot.messages) or short name (messages)")
@@ -235,7 +242,7 @@ def _run_backfill(settings: Settings, args: argparse.Namespace) -> int:
 def _run_up(settings: Settings, args: argparse.Namespace) -> int:
     from messagehooks.supervisor import run_stack
 
-    return run_stack(settings)
+    return run_stack(settings, simulate_rate=0.0 if args.no_simulate else args.simulate_rate)
 
 
 def _run_tail(settings: Settings, args: argparse.Namespace) -> int:

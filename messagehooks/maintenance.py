@@ -24,7 +24,7 @@ def stats(root: str) -> dict[str, Any]:
             out["tables"][name] = {"version": None, "rows": 0}
             continue
         table = store.open_table(root, name)
-        out["tables"][name] = {"version": int(table.version()), "rows": _row_count(table)}
+        out["tables"][name] = {"version": int(table.version()), "rows": store.row_count(table)}
     if store.exists(root, "turn_pairs"):
         pairs = store.open_table(root, "turn_pairs").to_pyarrow_table(
             columns=["prompt_role", "response_role", "answered"]
@@ -104,12 +104,6 @@ def compact(root: str, *, retention_hours: float) -> dict[str, Any]:
             "files_vacuumed": len(removed),
         }
     return report
-
-
-def _row_count(table: Any) -> int:
-    # deltalake returns arro3 batches: pyarrow reads them through the Arrow C stream interface.
-    actions = pa.table(table.get_add_actions(flatten=True))
-    return int(pc.sum(actions.column("num_records")).as_py() or 0)
 
 
 def _fine_tuning_example(row: dict[str, Any]) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
@@ -274,6 +275,13 @@ def transaction_versions(root: str, table: str, app_ids: Sequence[str]) -> list[
     delta = DeltaTable(table_uri(root, table))
     versions = [delta.transaction_version(app_id) for app_id in app_ids]
     return [None if version is None else int(version) for version in versions]
+
+
+def row_count(table: DeltaTable) -> int:
+    """Rows of a table version, from the log's per-file statistics (no data file is read)."""
+    # deltalake returns arro3 tables: pyarrow reads them through the Arrow C stream interface.
+    actions = pa.table(table.get_add_actions(flatten=True))
+    return int(pc.sum(actions.column("num_records")).as_py() or 0)
 
 
 def load(

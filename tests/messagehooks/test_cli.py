@@ -84,7 +84,8 @@ def test_up_serves_writes_the_dataset_and_ctrl_c_stops_everything(tmp_path):
     log_path = tmp_path / "up.log"
     with log_path.open("wb") as log:
         up = subprocess.Popen(
-            [sys.executable, "-m", "messagehooks", "up", "--data-dir", str(tmp_path / "fresh" / "data")],
+            [sys.executable, "-m", "messagehooks", "up", "--no-simulate",
+             "--data-dir", str(tmp_path / "fresh" / "data")],
             env=env, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True,
         )  # fmt: skip
     try:
@@ -121,6 +122,7 @@ def test_up_serves_writes_the_dataset_and_ctrl_c_stops_everything(tmp_path):
         up.send_signal(signal.SIGINT)
         assert up.wait(20) == 0
         assert "messagehooks is up" in log_path.read_text()
+        assert "status: requests/s" in log_path.read_text()  # the status line, without a terminal
         for pid_line in subprocess.run(
             ["pgrep", "-f", f"{broker_port}"], capture_output=True, text=True
         ).stdout.split():
