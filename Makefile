@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test check format clean
+.PHONY: help venv run test check bench format clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)  ## create .venv and install the project with its dev tools
 
-run: $(STAMP)  ## run broker + ingest (+ stream worker) on this machine; Ctrl-C stops all
+run: $(STAMP)  ## run broker + ingest + worker + sink + simulated traffic; Ctrl-C stops all
 	$(BIN)/messagehooks up
 
 test: $(STAMP)  ## run every test (unit, property, integration on the embedded broker)
@@ -30,6 +30,9 @@ check: $(STAMP)  ## format check, lint, type check
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+
+bench: $(STAMP)  ## run the benchmarks (~15 min; needs wrk) -> benchmarks/results/latest.json
+	$(BIN)/python -m benchmarks.run_all
 
 format: $(STAMP)  ## apply ruff's formatting and safe fixes
 	$(BIN)/ruff format .
