@@ -90,19 +90,35 @@ async def measure_group(bootstrap: str, topic: str, group: str, total: int, time
     return (last[1] - first[1]) / (last[0] - first[0])
 
 
-def run_faust(command: list[str], env: dict[str, str], bootstrap: str, topic: str, total: int) -> float:
+def run_faust(
+    command: list[str], env: dict[str, str], bootstrap: str, topic: str, total: int, copies: int = 1
+) -> float:
+    """Messages/s of `copies` processes of `command` sharing one group (Faust's app id)."""
     group = env["MESSAGEHOOKS_WORKER_ID"]
-    process = subprocess.Popen(command, env={**os.environ, **env}, cwd=HERE.parent, start_new_session=True,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    processes = [
+        subprocess.Popen(
+            command,
+            env={**os.environ, **env, "MESSAGEHOOKS_DATA_DIR": f"/tmp/{group}-{i}"},
+            cwd=HERE.parent,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for i in range(copies)
+    ]
     try:
+        if copies > 1:
+            time.sleep(8)  # both joined before the clock starts: one group generation
         return asyncio.run(measure_group(bootstrap, topic, group, total, timeout=300))
     finally:
-        process.terminate()
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 async def raw_consume(bootstrap: str, topic: str, total: int) -> float:
@@ -127,6 +143,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=30000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--out", type=Path, default=HERE / "results" / "stream.json")
+    parser.add_argument("--two-workers", action="store_true", help="also run 2 workers in one group")
     args = parser.parse_args()
     prefix = f"bench{uuid.uuid4().hex[:6]}."
     topic = prefix + "messages"
@@ -156,6 +173,18 @@ def main() -> None:
                 )
             )
             runs["raw_consume"].append(asyncio.run(raw_consume(broker.bootstrap, topic, total)))
+            if args.two_workers:
+                env = {**base, "MESSAGEHOOKS_WORKER_ID": f"stream2-{uuid.uuid4().hex[:6]}"}
+                runs.setdefault("two_workers", []).append(
+                    run_faust(
+                        [sys.executable, "-m", "messagehooks", "worker"],
+                        env,
+                        broker.bootstrap,
+                        topic,
+                        total,
+                        2,
+                    )
+                )
     median = {name: statistics.median(values) for name, values in runs.items()}
     result = {
         "messages": total,
@@ -164,6 +193,14 @@ def main() -> None:
         "raw_consume_msgs_per_s": median["raw_consume"],
         "stream_vs_faust_forward": median["stream"] / median["faust_forward"],
         "stream_vs_raw_consume": median["stream"] / median["raw_consume"],
+        **(
+            {
+                "stream_two_workers_msgs_per_s": median["two_workers"],
+                "two_workers_vs_one": median["two_workers"] / median["stream"],
+            }
+            if "two_workers" in median
+            else {}
+        ),
         "runs": runs,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
