@@ -2,6 +2,7 @@
 
 import contextlib
 import logging
+import math
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
@@ -13,7 +14,7 @@ from starlette.routing import Route
 from ingest.metrics import IngestMetrics
 from ingest.publisher import KafkaPublisher, Publisher
 from ingest.routes import Ingest, ORJSONResponse
-from messagehooks.errors import InvalidPayload, Unauthorized, UnknownHook
+from messagehooks.errors import InvalidPayload, RateLimited, Unauthorized, UnknownHook
 from messagehooks.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -44,6 +45,11 @@ def create_app(settings: Settings, publisher: Publisher | None = None) -> Starle
     async def unknown_hook(request: Request, exc: Exception) -> Response:
         return _error(404, "unknown_hook", str(exc))
 
+    async def rate_limited(request: Request, exc: Exception) -> Response:
+        wait = exc.retry_after if isinstance(exc, RateLimited) else 1.0
+        metrics.count_request(request.path_params.get("hook", "_unknown"), 429)
+        return _error(429, "rate_limited", str(exc), {"Retry-After": str(max(1, math.ceil(wait)))})
+
     async def invalid(request: Request, exc: Exception) -> Response:
         if not isinstance(exc, InvalidPayload):  # pragma: no cover - registered for it only
             raise exc
@@ -65,6 +71,7 @@ def create_app(settings: Settings, publisher: Publisher | None = None) -> Starle
         exception_handlers={
             Unauthorized: unauthorized,
             UnknownHook: unknown_hook,
+            RateLimited: rate_limited,
             InvalidPayload: invalid,
             HTTPException: http_error,
         },

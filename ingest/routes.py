@@ -1,5 +1,6 @@
 """HTTP routes of the ingest: the hook endpoint and the operational endpoints."""
 
+import asyncio
 import logging
 import time
 import uuid
@@ -15,10 +16,11 @@ from ingest.auth import authenticate
 from ingest.metrics import IngestMetrics
 from ingest.openapi import openapi_document
 from ingest.publisher import Publisher
+from ingest.ratelimit import RateLimiter
 from ingest.records import dead_letter_record, message_records, raw_record
 from ingest.spool import Record
 from ingest.validation import Parsed, Rejection, parse_body
-from messagehooks.errors import InvalidPayload, UnknownHook
+from messagehooks.errors import InvalidPayload, RateLimited, UnknownHook
 from messagehooks.logging import request_id_var
 from messagehooks.settings import HOOK_NAME, Hook, Settings
 
@@ -45,6 +47,7 @@ class Ingest:
 
     def __post_init__(self) -> None:
         self._recent_ids: OrderedDict[str, None] = OrderedDict()
+        self._limiter = RateLimiter(self.settings.rate_limit)
 
     async def receive(self, request: Request) -> Response:
         """``POST /hooks/{hook}``: authenticate, validate, publish, answer once durable."""
@@ -54,6 +57,11 @@ class Ingest:
         try:
             hook = self._hook(name)
             authenticate(hook, request.headers.get("authorization"))
+            if not self._limiter.allow(hook.name):
+                raise RateLimited(
+                    f"hook {hook.name!r} accepts {self.settings.rate_limit:g} requests/s; retry later",
+                    self._limiter.retry_after(hook.name),
+                )
             response = await self._accept(request, hook, request_id)
         finally:
             request_id_var.reset(token)
@@ -101,13 +109,18 @@ class Ingest:
         if declared.isdigit() and int(declared) > limit:
             raise too_large
         chunks = bytearray()
+        timeout = self.settings.request_timeout
         try:
-            async for chunk in request.stream():
-                chunks.extend(chunk)
-                if len(chunks) > limit:
-                    raise too_large
+            async with asyncio.timeout(timeout):
+                async for chunk in request.stream():
+                    chunks.extend(chunk)
+                    if len(chunks) > limit:
+                        raise too_large
         except ClientDisconnect as exc:
             raise InvalidPayload("client_disconnected", "the client went away", status=400) from exc
+        except TimeoutError as exc:
+            detail = f"the request body did not arrive within {timeout:g} s ({len(chunks)} bytes received)"
+            raise InvalidPayload("request_timeout", detail, status=408) from exc
         return bytes(chunks)
 
     def _records(

@@ -4,7 +4,8 @@ MessageHooksError
 ├── ConfigError          a setting is missing or malformed (CLI message, exit 2)
 ├── Unauthorized         401: no or wrong token for a hook
 ├── UnknownHook          404: no hook of that name
-├── InvalidPayload       400/413/422 + a dead-letter record: authenticated but unusable
+├── InvalidPayload       400/408/413/422 + a dead-letter record: authenticated but unusable
+├── RateLimited          429: the hook's rate limit is reached (nothing stored)
 └── BrokerUnavailable    Kafka did not acknowledge in time (the ingest spools instead)
 """
 
@@ -41,6 +42,14 @@ class InvalidPayload(MessageHooksError):
         self.detail = detail
         self.field = field
         self.status = status
+
+
+class RateLimited(MessageHooksError):
+    """The hook received more requests than its rate limit allows; retry after `retry_after` s."""
+
+    def __init__(self, detail: str, retry_after: float):
+        super().__init__(detail)
+        self.retry_after = retry_after
 
 
 class BrokerUnavailable(MessageHooksError):

@@ -73,6 +73,8 @@ class Settings:
     sink_group: str = "messagehooks-sink"
     pii_masking: bool = True
     retention_hours: float = 168.0
+    rate_limit: float = 0.0
+    request_timeout: float = 10.0
 
     @property
     def embedded(self) -> bool:
@@ -134,6 +136,8 @@ SETTINGS_HELP: dict[str, str] = {
     "SINK_GROUP": "consumer group of the dataset sinks (its offsets live in the Delta log)",
     "PII_MASKING": "mask e-mails, phone and card numbers in dataset text columns",
     "RETENTION_HOURS": "age of unreferenced files that `dataset compact` vacuums",
+    "RATE_LIMIT": "requests/s each hook accepts before answering 429 (bursts of one second); 0 = no limit",
+    "REQUEST_TIMEOUT": "seconds a client may take to send its request body (408 after)",
 }
 
 
@@ -177,6 +181,8 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
             sink_group=config("SINK_GROUP", cast=str, default=defaults.sink_group),
             pii_masking=config("PII_MASKING", cast=bool, default=True),
             retention_hours=config("RETENTION_HOURS", cast=float, default=168.0),
+            rate_limit=config("RATE_LIMIT", cast=float, default=0.0),
+            request_timeout=config("REQUEST_TIMEOUT", cast=float, default=10.0),
         )
     except ValueError as exc:
         # starlette.config names the variable and the cast that failed.

@@ -1,0 +1,88 @@
+"""Per-hook rate limit (429) and the request-body timeout (408)."""
+
+import json
+import socket
+import time
+
+import pytest
+from starlette.testclient import TestClient
+
+from ingest.app import create_app
+from ingest.publisher import InMemoryPublisher
+from ingest.ratelimit import RateLimiter
+from messagehooks.settings import load_settings
+from tests.conftest import FIXTURES
+from tests.integration.processes import IngestProcess
+
+HOOKS = json.dumps([{"name": "a", "token": "tok-a"}, {"name": "b", "token": "tok-b"}])
+BODY = (FIXTURES / "body_button_customer_docs.json").read_bytes()
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_bucket_allows_a_burst_of_one_second_then_the_rate():
+    clock = FakeClock()
+    limiter = RateLimiter(4, clock=clock)
+    assert [limiter.allow("a") for _ in range(6)] == [True] * 4 + [False] * 2
+    assert limiter.retry_after("a") == pytest.approx(0.25)
+    clock.now += 0.5  # two tokens back
+    assert [limiter.allow("a") for _ in range(3)] == [True, True, False]
+    assert limiter.allow("b")  # hooks have their own buckets
+
+
+def test_no_limit_by_default():
+    limiter = RateLimiter(0)
+    assert all(limiter.allow("a") for _ in range(10_000))
+    assert limiter.retry_after("a") == 0
+
+
+def test_over_the_limit_is_429_json_with_retry_after_and_nothing_stored():
+    publisher = InMemoryPublisher()
+    settings = load_settings({"MESSAGEHOOKS_HOOKS": HOOKS, "MESSAGEHOOKS_RATE_LIMIT": "2"})
+    with TestClient(create_app(settings, publisher)) as client:
+        answers = [
+            client.post("/hooks/a", content=BODY, headers={"Authorization": "Token tok-a"}) for _ in range(4)
+        ]
+        other = client.post("/hooks/b", content=BODY, headers={"Authorization": "Token tok-b"})
+        metrics = client.get("/metrics").text
+    assert [a.status_code for a in answers] == [200, 200, 429, 429]
+    assert answers[2].json()["error"] == "rate_limited"
+    assert "2 requests/s" in answers[2].json()["detail"]
+    assert int(answers[2].headers["retry-after"]) >= 1
+    assert other.status_code == 200
+    assert len(publisher.records) == 3 * 2  # raw + messages for the three accepted requests
+    assert 'messagehooks_requests_total{hook="a",status="429"} 2.0' in metrics
+
+
+@pytest.mark.integration
+def test_a_body_sent_too_slowly_gets_408(broker, unique, tmp_path):
+    env = {
+        "MESSAGEHOOKS_BROKER_PORT": str(broker.port),
+        "MESSAGEHOOKS_TOPIC_PREFIX": f"lim{unique}.",
+        "MESSAGEHOOKS_DATA_DIR": str(tmp_path),
+        "MESSAGEHOOKS_REQUEST_TIMEOUT": "1",
+    }
+    ingest = IngestProcess(env, tmp_path / "ingest.log").start()
+    try:
+        with socket.create_connection(("127.0.0.1", ingest.port), timeout=10) as sock:
+            head = f"POST /hooks/default HTTP/1.1\r\nHost: x\r\nContent-Length: {len(BODY)}\r\n\r\n"
+            sock.sendall(head.encode())
+            answer = b""
+            for byte in BODY[:40]:  # one byte every 0.1 s, and never the whole body
+                sock.sendall(bytes([byte]))
+                time.sleep(0.1)
+            while not answer.endswith(b"}"):
+                chunk = sock.recv(65536)  # the 408 came during the trickle, or comes now
+                if not chunk:
+                    break
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+        assert b'"error":"request_timeout"' in answer
+    finally:
+        ingest.stop()
