@@ -55,6 +55,40 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
         commands.add_parser("dataset", help="inspect, export and compact the Delta tables"), settings
     )
 
+    simulate = commands.add_parser("simulate", help="POST realistic Landbot traffic (seeded) to a hook")
+    simulate.add_argument(
+        "--url", required=True, help="the hook URL, e.g. http://127.0.0.1:8000/hooks/default"
+    )
+    simulate.add_argument("--rate", type=float, default=5.0, help="messages/s (default: %(default)s)")
+    simulate.add_argument(
+        "--chats", type=int, default=1000, help="most chats to start (default: %(default)s)"
+    )
+    simulate.add_argument(
+        "--duration", type=float, default=60.0, help="seconds to run at most (default: %(default)s)"
+    )
+    simulate.add_argument(
+        "--seed", type=int, default=0, help="same seed, same traffic (default: %(default)s)"
+    )
+    simulate.add_argument("--token", help="sent as 'Authorization: Token TOKEN'")
+    simulate.add_argument(
+        "--escalation", type=float, default=0.15, help="share of customers who want a human"
+    )
+    simulate.add_argument(
+        "--dropoff", type=float, default=1.0, help="multiplier of the per-prompt drop-off rates"
+    )
+    simulate.add_argument(
+        "--returning", type=float, default=0.10, help="share of customers who come back later"
+    )
+    simulate.add_argument(
+        "--pii", type=float, default=0.25, help="share of customers who type an e-mail/phone"
+    )
+    simulate.add_argument(
+        "--time-scale", type=float, default=1.0, help="multiplies think times (0.01 = 100x faster)"
+    )
+    simulate.add_argument(
+        "--returning-after", type=float, default=7200.0, help="seconds until a customer returns"
+    )
+
     train = commands.add_parser("train", help="train and evaluate a baseline model on a dataset version")
     train.add_argument("--task", choices=["dropoff", "escalation"], required=True)
     train.add_argument("--version", type=int, default=None, help="table version (default: latest)")
@@ -207,6 +241,25 @@ def _run_dataset(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_simulate(settings: Settings, args: argparse.Namespace) -> int:
+    from messagehooks.simulate import SimulationOptions, simulate
+
+    options = SimulationOptions(
+        chats=args.chats,
+        rate=args.rate,
+        duration=args.duration,
+        seed=args.seed,
+        escalation=args.escalation,
+        dropoff=args.dropoff,
+        returning=args.returning,
+        pii=args.pii,
+        time_scale=args.time_scale,
+        returning_after=args.returning_after,
+    )
+    summary = asyncio.run(simulate(options, args.url, token=args.token, out=sys.stderr))
+    return 0 if summary.failed == 0 else 1
+
+
 def _run_train(settings: Settings, args: argparse.Namespace) -> int:
     from features.training import NotEnoughData, save, train_from_store
 
@@ -311,4 +364,5 @@ _COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "tail": _run_tail,
     "replay": _run_replay,
     "train": _run_train,
+    "simulate": _run_simulate,
 }

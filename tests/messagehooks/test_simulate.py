@@ -1,0 +1,155 @@
+"""The traffic simulator: reproducible, statistically what its options say, delivered like Landbot."""
+
+import asyncio
+import io
+import itertools
+import json
+from collections import Counter
+
+import httpx
+import pytest
+
+from ingest.validation import parse_body
+from messagehooks.errors import ConfigError
+from messagehooks.settings import Hook
+from messagehooks.simulate import DROPOFF, LANGUAGES, SimulationOptions, chat_script, simulate
+from tests.integration.kafka_read import read_topic
+from tests.integration.processes import IngestProcess
+
+CHATS = 2000
+
+
+@pytest.fixture(scope="module")
+def scripts():
+    options = SimulationOptions(seed=7, escalation=0.2, returning=0.15, pii=0.4, dropoff=1.5)
+    return options, [chat_script(options, i) for i in range(CHATS)]
+
+
+def test_same_seed_same_traffic_other_seed_other_traffic():
+    a, b = SimulationOptions(seed=1), SimulationOptions(seed=2)
+    assert [chat_script(a, i).messages for i in range(20)] == [chat_script(a, i).messages for i in range(20)]
+    assert [chat_script(a, i).messages for i in range(20)] != [chat_script(b, i).messages for i in range(20)]
+
+
+def _sender(item) -> str | None:
+    return item.message.get("sender", {}).get("type")
+
+
+def test_rates_follow_the_options(scripts):
+    options, chats = scripts
+    past_dialog = [c for c in chats if c.dropped_at != "dialog"]
+    escalation = sum(c.escalated for c in past_dialog) / len(past_dialog)
+    assert escalation == pytest.approx(options.escalation, abs=0.03)
+    assert sum(c.returning for c in chats) / CHATS == pytest.approx(options.returning, abs=0.03)
+    assert sum(c.dropped_at == "dialog" for c in chats) / CHATS == pytest.approx(
+        DROPOFF["dialog"] * options.dropoff, abs=0.03
+    )
+    # Every other prompt: the share of the (non-escalating) customers who saw it and left there.
+    for prompt in ("name", "email", "order", "anything_else"):
+        words = {LANGUAGES[language][prompt] for language in LANGUAGES}
+        shown = [
+            c
+            for c in chats
+            if not c.escalated and any(m.message["data"]["body"] in words for m in c.messages)
+        ]
+        rate = sum(c.dropped_at == prompt for c in shown) / len(shown)
+        assert rate == pytest.approx(DROPOFF[prompt] * options.dropoff, abs=0.05), prompt
+    asked_email = [c for c in chats if not c.escalated and c.dropped_at not in ("dialog", "name", "email")]
+    answered_email = sum("@example.com" in json.dumps(c.messages[6].message) for c in asked_email)
+    assert answered_email / len(asked_email) == pytest.approx(options.pii, abs=0.05)
+
+
+def test_types_roles_and_languages_are_all_there(scripts):
+    _, chats = scripts
+    messages = [m for c in chats for m in c.messages]
+    types = Counter(m.message["type"] for m in messages)
+    roles = Counter(_sender(m) for m in messages)
+    assert set(types) == {"text", "dialog", "button", "image", "iframe", "event"}
+    assert {"bot", "customer", "agent", "sys", None} == set(roles)
+    assert roles["bot"] > roles["customer"] > roles["agent"] > roles["sys"] > 0
+    assert {c.language for c in chats} == set(LANGUAGES)
+
+
+def test_escalations_are_assign_agent_unassign_and_returning_chats_come_back_later(scripts):
+    options, chats = scripts
+    for chat in chats:
+        actions = [m.message.get("action") for m in chat.messages if m.message["type"] == "event"]
+        assert actions == (["assign", "unassign"] if chat.escalated else [])
+        if chat.escalated:
+            kinds = [_sender(m) or m.message["action"] for m in chat.messages]
+            assert kinds.index("assign") < kinds.index("agent") < kinds.index("unassign")
+        times = [m.at for m in chat.messages]
+        assert times == sorted(times)
+        if chat.returning:
+            assert max(b - a for a, b in itertools.pairwise(times)) >= options.returning_after
+
+
+def test_every_message_passes_the_ingest_with_its_role(scripts):
+    _, chats = scripts
+    for chat in chats[:300]:
+        for item in chat.messages:
+            body = json.dumps({"messages": [{**item.message, "timestamp": 1.79e9}]}).encode()
+            parsed = parse_body(
+                body, hook=Hook("s"), sentry_trace=item.trace, received_at=0.0, request_id="", max_messages=10
+            )
+            assert not parsed.rejections
+            (message,) = parsed.messages
+            assert message.role == (_sender(item) or "unknown") or message.type == "event"
+            assert message.chat_id == str(chat.chat)
+
+
+def test_bad_options_are_clear_errors():
+    with pytest.raises(ConfigError, match="probability"):
+        SimulationOptions(escalation=1.5)
+    with pytest.raises(ConfigError, match="languages"):
+        SimulationOptions(languages=("xx",))
+
+
+def test_a_failed_delivery_is_retried_with_the_same_body_and_trace():
+    seen: list[tuple[bytes, str]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append((request.content, request.headers["sentry-trace"]))
+        assert request.headers["authorization"] == "Token t0k"
+        assert request.headers["user-agent"] == "landbot/webhooks"
+        return httpx.Response(503 if len(seen) == 1 else 200)
+
+    options = SimulationOptions(chats=1, rate=1000, duration=10, time_scale=0.001, retry_scale=0.001)
+    out = io.StringIO()
+    summary = asyncio.run(
+        simulate(options, "http://sim/hooks/x", token="t0k", out=out, transport=httpx.MockTransport(handler))
+    )
+    first_body, first_trace = seen[0]
+    retried = [body for body, trace in seen if trace == first_trace]
+    assert retried == [first_body, first_body]  # the retry: same bytes, same sentry-trace
+    assert len({trace for _, trace in seen}) == summary.messages
+    assert summary.retries == 1
+    assert summary.failed == 0
+    assert summary.statuses[503] == 1
+    assert "1 retries" in out.getvalue()
+
+
+@pytest.mark.integration
+def test_simulated_traffic_reaches_the_messages_topic(broker, unique, tmp_path):
+    env = {
+        "MESSAGEHOOKS_BROKER_PORT": str(broker.port),
+        "MESSAGEHOOKS_TOPIC_PREFIX": f"sim{unique}.",
+        "MESSAGEHOOKS_DATA_DIR": str(tmp_path),
+    }
+    ingest = IngestProcess(env, tmp_path / "ingest.log").start()
+    try:
+        ingest.wait_ready()
+        options = SimulationOptions(
+            chats=20, rate=60, duration=20, seed=3, time_scale=0.01, returning_after=60
+        )
+        summary = asyncio.run(simulate(options, f"{ingest.url}/hooks/default", out=io.StringIO()))
+    finally:
+        ingest.stop()
+    assert summary.failed == 0
+    assert set(summary.statuses) == {200}
+    expected = {
+        m.message["_raw"]["uuid"] for i in range(summary.chats) for m in chat_script(options, i).messages
+    }
+    assert summary.messages == len(expected)
+    records = asyncio.run(read_topic(broker.bootstrap, f"sim{unique}.messages", expect=len(expected)))
+    assert {r["message_id"] for r in records} == expected
