@@ -42,7 +42,8 @@ from features.records import FEATURE_VERSION
 Task = Literal["dropoff", "escalation"]
 TASKS: tuple[Task, ...] = ("dropoff", "escalation")
 TASK_TABLE: dict[Task, str] = {"dropoff": "turn_pairs", "escalation": "conversations"}
-DEFAULT_FIRST_TURNS = 3
+DEFAULT_FIRST_TURNS = 2
+"""The greeting and the customer's first answer: the earliest point a model can help route."""
 
 DROPOFF_NUMERIC = [
     "prompt_chars",

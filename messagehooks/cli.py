@@ -95,7 +95,7 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     train.add_argument("--out", type=Path, default=None, help="save model.joblib + metadata.json here")
     train.add_argument("--folds", type=int, default=5, help="grouped-by-chat folds (default: %(default)s)")
     train.add_argument(
-        "--first-turns", type=int, default=3, help="escalation: turns seen (default: %(default)s)"
+        "--first-turns", type=int, default=2, help="escalation: turns seen (default: %(default)s)"
     )
     _flag(train, "--data-dir", "DATA_DIR", settings.data_dir, type=Path)
     _flag(train, "--dataset-uri", "DATASET_URI", settings.dataset_uri)

@@ -4,24 +4,26 @@ Simulated Landbot traffic -> ingest -> broker -> worker -> sink -> Delta; then b
 execute with nbclient (any error fails the test), and the saved baselines beat the dummy.
 """
 
+import asyncio
+import io
 import json
 import os
 import time
 from pathlib import Path
 
-import httpx
 import nbformat
 import pytest
 from nbclient import NotebookClient
 
 from messagehooks import store
+from messagehooks.simulate import SimulationOptions, simulate
 from tests.integration.processes import IngestProcess, SinkProcess, WorkerProcess
-from tests.integration.traffic import conversation_traffic, deliveries
 
 pytestmark = pytest.mark.integration
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
-GAP = 3.0
+GAP = 10.0
+CHATS = 300
 
 
 @pytest.fixture(scope="module")
@@ -46,17 +48,26 @@ def simulated_dataset(broker, tmp_path_factory) -> str:
     ]
     try:
         ingest.wait_ready()
-        messages = conversation_traffic(300, seed=5, spacing=0.05)
-        with httpx.Client(base_url=ingest.url, timeout=10) as client:
-            for body in deliveries(messages, seed=5):
-                assert client.post("/hooks/default", content=body).status_code == 200
+        # Think times 100x faster, and Landbot's retry gaps too; a returning customer's next visit
+        # 15 s later (> the gap). The gap exceeds any retry, so wall-clock closing never splits.
+        options = SimulationOptions(
+            chats=CHATS, rate=300, duration=60, seed=5, time_scale=0.01, returning_after=1500,
+            escalation=0.25, retry_scale=0.05,
+        )  # fmt: skip
+        summary = asyncio.run(simulate(options, f"{ingest.url}/hooks/default", out=io.StringIO()))
+        assert summary.failed == 0, summary.line()
+        assert summary.chats == CHATS
+        conversations = CHATS + summary.returning
         root = str(tmp / "data" / "datasets")
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
-            if store.exists(root, "conversations") and len(store.load("conversations", root=root)) >= 300:
+            if (
+                store.exists(root, "conversations")
+                and len(store.load("conversations", root=root)) >= conversations
+            ):
                 break
             time.sleep(0.5)
-        assert len(store.load("conversations", root=root)) == 300
+        assert len(store.load("conversations", root=root)) == conversations
         yield root
     finally:
         for process in processes:
@@ -80,11 +91,12 @@ def test_notebook_runs_end_to_end(name, simulated_dataset, tmp_path, monkeypatch
     if name.startswith("01"):
         assert (tmp_path / "figures" / "dropoff-per-prompt.png").stat().st_size > 0
     else:
-        metadata = json.loads((tmp_path / "models" / "dropoff" / "metadata.json").read_text())
-        scores = {m["model"]: m for m in metadata["metrics"]}
-        assert scores["logistic_regression"]["roc_auc_mean"] > scores["dummy_prior"]["roc_auc_mean"]
-        assert scores["logistic_regression"]["pr_auc_mean"] > scores["dummy_prior"]["pr_auc_mean"]
-        assert metadata["dataset_version"] == store.open_table(simulated_dataset, "turn_pairs").version()
+        for task, table in (("dropoff", "turn_pairs"), ("escalation", "conversations")):
+            metadata = json.loads((tmp_path / "models" / task / "metadata.json").read_text())
+            scores = {m["model"]: m for m in metadata["metrics"]}
+            assert scores["logistic_regression"]["roc_auc_mean"] > scores["dummy_prior"]["roc_auc_mean"], task
+            assert scores["logistic_regression"]["pr_auc_mean"] > scores["dummy_prior"]["pr_auc_mean"], task
+            assert metadata["dataset_version"] == store.open_table(simulated_dataset, table).version()
 
 
 def test_committed_notebooks_have_no_outputs():
