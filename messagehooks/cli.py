@@ -244,6 +244,7 @@ def _run_dataset(settings: Settings, args: argparse.Namespace) -> int:
 def _run_simulate(settings: Settings, args: argparse.Namespace) -> int:
     from messagehooks.simulate import SimulationOptions, simulate
 
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per POST drowns the summary
     options = SimulationOptions(
         chats=args.chats,
         rate=args.rate,
