@@ -1,14 +1,20 @@
 """The Kafka records one accepted request produces (DESIGN §4): raw, messages, events, dead-letter."""
 
 from collections.abc import Sequence
-from typing import Any
 
-import orjson
+import msgspec
 
 from ingest.spool import Record
 from ingest.validation import Rejection
 from messagehooks.deadletter import encode_original
-from messagehooks.schema import SCHEMA_VERSION, Message, encode_message
+from messagehooks.schema import (
+    DeadLetterRecord,
+    Message,
+    RawRecord,
+    encode_dead_letter,
+    encode_message,
+    encode_raw_record,
+)
 from messagehooks.topics import Topics
 
 
@@ -34,32 +40,30 @@ def raw_record(
     headers: dict[str, str],
 ) -> Record:
     """The whole accepted body with what is needed to re-derive every id from it (backfill)."""
-    value = orjson.dumps(
-        {
-            "schema_version": SCHEMA_VERSION,
-            "request_id": request_id,
-            "hook": hook,
-            "received_at": received_at,
-            "headers": headers,
-            "body": orjson.Fragment(body),
-        }
+    record = RawRecord(
+        request_id=request_id,
+        hook=hook,
+        received_at=received_at,
+        headers=headers,
+        body=msgspec.Raw(body),
     )
-    return Record(topics.raw, hook.encode(), value)
+    return Record(topics.raw, hook.encode(), encode_raw_record(record))
 
 
 def dead_letter_record(
     topics: Topics, *, hook: str, request_id: str, received_at: float, rejection: Rejection
 ) -> Record:
     """A rejected body or message with its reason and its original bytes."""
-    value: dict[str, Any] = {
-        "schema_version": SCHEMA_VERSION,
-        "request_id": request_id,
-        "hook": hook,
-        "received_at": received_at,
-        "reason": rejection.reason,
-        "detail": rejection.detail,
-        "field": rejection.field,
-        "message_index": rejection.index,
-        **encode_original(rejection.original),
-    }
-    return Record(topics.dead_letter, hook.encode(), orjson.dumps(value))
+    original = encode_original(rejection.original)
+    record = DeadLetterRecord(
+        request_id=request_id,
+        hook=hook,
+        received_at=received_at,
+        reason=rejection.reason,
+        detail=rejection.detail,
+        field=rejection.field,
+        message_index=rejection.index,
+        original_encoding=original["original_encoding"],
+        original=original["original"],
+    )
+    return Record(topics.dead_letter, hook.encode(), encode_dead_letter(record))

@@ -101,6 +101,54 @@ class Message(msgspec.Struct, kw_only=True, frozen=True):
         return self.type == "event"
 
 
+class RawRecord(msgspec.Struct, kw_only=True, frozen=True):
+    """A record of the `raw` topic: one accepted HTTP request, keyed by hook name.
+
+    `body` is the request body exactly as received (JSON), so every id can be re-derived from it.
+    """
+
+    schema_version: int = SCHEMA_VERSION
+    request_id: str
+    hook: str
+    received_at: float
+    headers: dict[str, str]
+    body: msgspec.Raw
+
+
+class DeadLetterRecord(msgspec.Struct, kw_only=True, frozen=True):
+    """A record of the `dead-letter` topic: a rejected payload or record with its original bytes.
+
+    The ingest (key: hook name) sets `request_id`, `hook`, `field` and `message_index` (the last
+    two may be null); a stream worker (key: ``streams``) sets `topic`, `partition` and `offset` of
+    the record it could not use. A field the writer does not set (UNSET) is absent from the JSON.
+    """
+
+    schema_version: int = SCHEMA_VERSION
+    reason: str
+    detail: str
+    request_id: str | msgspec.UnsetType = msgspec.UNSET
+    hook: str | msgspec.UnsetType = msgspec.UNSET
+    received_at: float
+    field: str | msgspec.UnsetType | None = msgspec.UNSET
+    message_index: int | msgspec.UnsetType | None = msgspec.UNSET
+    topic: str | msgspec.UnsetType = msgspec.UNSET
+    partition: int | msgspec.UnsetType = msgspec.UNSET
+    offset: int | msgspec.UnsetType = msgspec.UNSET
+    original_encoding: str
+    """``utf-8`` when `original` is the original bytes as text, else ``base64``."""
+    original: str
+
+
+def encode_raw_record(record: RawRecord) -> bytes:
+    """JSON bytes of a record of the `raw` topic."""
+    return _ENCODER.encode(record)
+
+
+def encode_dead_letter(record: DeadLetterRecord) -> bytes:
+    """JSON bytes of a record of the `dead-letter` topic (UNSET fields omitted)."""
+    return _ENCODER.encode(record)
+
+
 def encode_message(message: Message) -> bytes:
     """JSON bytes of a message as published on the `messages` topic."""
     return _ENCODER.encode(message)

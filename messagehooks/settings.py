@@ -75,6 +75,8 @@ class Settings:
     retention_hours: float = 168.0
     rate_limit: float = 0.0
     request_timeout: float = 10.0
+    worker_metrics_port: int = 9101
+    sink_metrics_port: int = 9102
 
     @property
     def embedded(self) -> bool:
@@ -138,6 +140,8 @@ SETTINGS_HELP: dict[str, str] = {
     "RETENTION_HOURS": "age of unreferenced files that `dataset compact` vacuums",
     "RATE_LIMIT": "requests/s each hook accepts before answering 429 (bursts of one second); 0 = no limit",
     "REQUEST_TIMEOUT": "seconds a client may take to send its request body (408 after)",
+    "WORKER_METRICS_PORT": "port of a stream worker's Prometheus /metrics (0 = none)",
+    "SINK_METRICS_PORT": "port of a dataset sink's Prometheus /metrics (0 = none)",
 }
 
 
@@ -183,6 +187,8 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
             retention_hours=config("RETENTION_HOURS", cast=float, default=168.0),
             rate_limit=config("RATE_LIMIT", cast=float, default=0.0),
             request_timeout=config("REQUEST_TIMEOUT", cast=float, default=10.0),
+            worker_metrics_port=config("WORKER_METRICS_PORT", cast=int, default=defaults.worker_metrics_port),
+            sink_metrics_port=config("SINK_METRICS_PORT", cast=int, default=defaults.sink_metrics_port),
         )
     except ValueError as exc:
         # starlette.config names the variable and the cast that failed.

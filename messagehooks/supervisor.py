@@ -153,7 +153,7 @@ def run_stack(settings: Settings, *, simulate_rate: float = 0.0) -> int:
 
 def worker_metrics_url(settings: Settings) -> str | None:
     """The worker's Prometheus endpoint, if it serves one."""
-    port = getattr(settings, "worker_metrics_port", 0)
+    port = settings.worker_metrics_port
     return f"http://127.0.0.1:{port}/metrics" if port else None
 
 

@@ -14,17 +14,17 @@ but never a recorded state change whose outputs were lost (docs/dataset.md).
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import faust
 import msgspec
-import orjson
 from aiokafka.partitioner import murmur2
 
 from messagehooks.deadletter import encode_original
-from messagehooks.schema import SCHEMA_VERSION, decode_message
+from messagehooks.schema import DeadLetterRecord, decode_message, encode_dead_letter
 from messagehooks.settings import Settings
+from streams.metrics import Gauges
 from streams.records import CHAT_STATE_CODEC, encode_record, register_codecs
 from streams.sessions import ChatState, Output, SessionSettings, flush, is_open, step
 
@@ -41,7 +41,7 @@ Sent = Any  # an awaitable of aiokafka's RecordMetadata (faust types it loosely)
 
 @dataclass
 class StreamStats:
-    """Counts of one worker's life, logged periodically."""
+    """Counts of one worker's life, logged periodically and exposed as Prometheus counters."""
 
     messages: int = 0
     duplicates: int = 0
@@ -49,6 +49,7 @@ class StreamStats:
     pairs: int = 0
     conversations: int = 0
     dead_letters: int = 0
+    gauges: Gauges = field(default_factory=Gauges)
 
 
 def partition_of(key: bytes, partitions: int) -> int:
@@ -131,17 +132,18 @@ def register_agents(app: faust.App, settings: Settings) -> StreamStats:
                 "offset": message.offset,
             },
         )
-        value = {
-            "schema_version": SCHEMA_VERSION,
-            "reason": reason,
-            "detail": detail[:500],
-            "topic": message.topic,
-            "partition": message.partition,
-            "offset": message.offset,
-            "received_at": time.time(),
-            **encode_original(bytes(event.value or b"")),
-        }
-        return await dead_letter_topic.send(key=DEAD_LETTER_KEY, value=orjson.dumps(value))
+        original = encode_original(bytes(event.value or b""))
+        record = DeadLetterRecord(
+            reason=reason,
+            detail=detail[:500],
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            received_at=time.time(),
+            original_encoding=original["original_encoding"],
+            original=original["original"],
+        )
+        return await dead_letter_topic.send(key=DEAD_LETTER_KEY, value=encode_dead_letter(record))
 
     # States are updated in place: a batch and the idle timer take turns, so that neither
     # writes a state holding the other's changes whose outputs are not acknowledged yet.
@@ -211,6 +213,23 @@ def register_agents(app: faust.App, settings: Settings) -> StreamStats:
 
     @app.timer(interval=30.0)
     async def log_stats() -> None:
-        logger.info("stream stats", extra=vars(stats))
+        logger.info("stream stats", extra={k: v for k, v in vars(stats).items() if k != "gauges"})
+
+    @app.timer(interval=5.0)
+    async def refresh_gauges() -> None:
+        states = list(chats.values())
+        stats.gauges.values["open_conversations"] = float(sum(is_open(state) for state in states))
+        stats.gauges.values["chats"] = float(len(states))
+        lag: dict[tuple[str, int], float] = {}
+        for tp in app.assignor.assigned_actives():
+            if tp.topic != topics.messages:
+                continue
+            try:
+                highwater = app.consumer.highwater(tp)
+            except (AssertionError, KeyError, AttributeError):
+                continue
+            if highwater is not None:
+                lag[(tp.topic, tp.partition)] = float(max(0, highwater - processed.get(tp.partition, -1) - 1))
+        stats.gauges.lag = lag
 
     return stats

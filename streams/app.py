@@ -8,6 +8,7 @@ from messagehooks.faust_settings import faust_app_settings, quiet_faust_loggers
 from messagehooks.kafka_compat import apply_faust_fixes
 from messagehooks.settings import Settings
 from streams.agents import StreamStats, register_agents
+from streams.metrics import serve, worker_registry
 
 
 def build_app(settings: Settings) -> tuple[faust.App, StreamStats]:
@@ -26,7 +27,8 @@ def build_app(settings: Settings) -> tuple[faust.App, StreamStats]:
 
 def run_worker(settings: Settings) -> int:
     """Run one stream worker until SIGINT/SIGTERM (several workers share the partitions)."""
-    app, _ = build_app(settings)
+    app, stats = build_app(settings)
+    serve(worker_registry(stats, stats.gauges), settings.worker_metrics_port, "worker")
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()
     return 0

@@ -28,6 +28,7 @@ from messagehooks import store
 from messagehooks.schema import decode_message
 from messagehooks.settings import Settings
 from messagehooks.store import PARTITION_COLUMN, TableName, TableSpec
+from streams.metrics import Gauges, serve, sink_metrics
 from streams.tables import Mask, conversation_row, dead_letter_row, is_late, masker, message_row, pair_row
 
 logger = logging.getLogger(__name__)
@@ -183,6 +184,9 @@ class DatasetSink:
         # Where this sink sought each partition it owns; records fetched from anywhere else
         # (before the seek, or after the partition was revoked) are ignored.
         self._positions: dict[TopicPartition, int] = {}
+        self.gauges = Gauges()
+        self.metrics = sink_metrics(self.stats, self.gauges)
+        self._last_commit = time.monotonic()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume and commit until `stop` is set; the last buffered rows are committed then."""
@@ -214,6 +218,7 @@ class DatasetSink:
                                 self._add(record)
                                 start = self._positions[tp] = record.offset + 1
                 await self.flush(force=False)
+                self._refresh_gauges(consumer)
                 if time.monotonic() - last_log > 30:
                     logger.info("sink stats", extra=vars(self.stats))
                     last_log = time.monotonic()
@@ -322,12 +327,29 @@ class DatasetSink:
         offsets = {app_id(self.settings.sink_group, tp): offset for tp, offset in buffer.next_offsets.items()}
         started = time.perf_counter()
         version = await asyncio.to_thread(store.write, self.root, buffer.spec.name, data, offsets=offsets)
-        self.stats.commit_seconds += time.perf_counter() - started
+        elapsed = time.perf_counter() - started
+        self.stats.commit_seconds += elapsed
+        self.metrics.commit_seconds.labels(buffer.spec.name).observe(elapsed)
+        self._last_commit = time.monotonic()
+        if buffer.spec.name == "messages":
+            now = time.time()
+            for row in buffer.rows:
+                if row["received_at"]:
+                    self.metrics.e2e_seconds.observe(max(0.0, now - row["received_at"]))
         self.stats.commits += 1
         self.stats.rows += rows
         self.stats.largest_commit = max(self.stats.largest_commit, rows)
         logger.debug("committed", extra={"table": buffer.spec.name, "rows": rows, "version": version})
         return version
+
+    def _refresh_gauges(self, consumer: AIOKafkaConsumer) -> None:
+        self.gauges.values["seconds_since_commit"] = time.monotonic() - self._last_commit
+        lag: dict[tuple[str, int], float] = {}
+        for tp, position in list(self._positions.items()):
+            highwater = consumer.highwater(tp)
+            if highwater is not None:
+                lag[(tp.topic, tp.partition)] = float(max(0, highwater - position))
+        self.gauges.lag = lag
 
     async def _commit_kafka(self, offsets: dict[TopicPartition, int]) -> None:
         """Kafka's committed offsets only show lag to operators; resuming uses the Delta log."""
@@ -419,7 +441,9 @@ def run_sink(settings: Settings) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await DatasetSink(settings).run(stop)
+        sink = DatasetSink(settings)
+        serve(sink.metrics.registry, settings.sink_metrics_port, "sink")
+        await sink.run(stop)
 
     asyncio.run(main())
     return 0

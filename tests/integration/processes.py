@@ -18,7 +18,13 @@ class ChildProcess:
     command = ""
 
     def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        self.env = {**os.environ, **env}
+        # Metrics endpoints off unless a test asks: processes of parallel tests would share ports.
+        self.env = {
+            **os.environ,
+            "MESSAGEHOOKS_WORKER_METRICS_PORT": "0",
+            "MESSAGEHOOKS_SINK_METRICS_PORT": "0",
+            **env,
+        }
         self.env.pop("MESSAGEHOOKS_KAFKA_BOOTSTRAP", None)
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
