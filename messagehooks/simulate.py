@@ -162,6 +162,7 @@ class SimulationOptions:
     channel: int = 761536
     retry_scale: float = 1.0
     disorder: float = 0.2
+    timeout: float = 10.0
 
     def __post_init__(self) -> None:
         for name in ("escalation", "returning", "pii", "disorder"):
@@ -401,8 +402,12 @@ async def simulate(
     out: TextIO,
     transport: httpx.AsyncBaseTransport | None = None,
     concurrency: int = 32,
+    delivered: set[str] | None = None,
 ) -> SimulationSummary:
-    """POST the chats' messages at about `options.rate` messages/s until `duration` or the last chat ends."""
+    """POST the chats' messages at about `options.rate` messages/s until `duration` or the last chat ends.
+
+    `delivered`, if given, collects the `_raw.uuid` of every message that got a 2xx (tests).
+    """
     summary = SimulationSummary()
     mean_messages = sum(len(chat_script(options, i).messages) for i in range(min(options.chats, 200))) / min(
         options.chats, 200
@@ -442,7 +447,7 @@ async def simulate(
         headers["Authorization"] = f"Token {token}"
     slots = asyncio.Semaphore(concurrency)
     tasks: set[asyncio.Task[None]] = set()
-    async with httpx.AsyncClient(headers=headers, timeout=10, transport=transport) as client:
+    async with httpx.AsyncClient(headers=headers, timeout=options.timeout, transport=transport) as client:
         while time.time() < deadline:
             admit_until(due[0][0] if due else next_start)
             if not due:
@@ -450,7 +455,7 @@ async def simulate(
             at, _, item = heapq.heappop(due)
             await asyncio.sleep(max(0.0, at - time.time()))
             await slots.acquire()
-            task = asyncio.create_task(_deliver(client, url, item, options, summary, slots))
+            task = asyncio.create_task(_deliver(client, url, item, options, summary, slots, delivered))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
             if summary.messages and summary.messages % 500 == 0:
@@ -477,6 +482,7 @@ async def _deliver(
     options: SimulationOptions,
     summary: SimulationSummary,
     slots: asyncio.Semaphore,
+    delivered: set[str] | None,
 ) -> None:
     """One message, one POST; a non-2xx or no answer is retried with the same body and trace."""
     try:
@@ -493,6 +499,8 @@ async def _deliver(
                 continue
             summary.statuses[response.status_code] += 1
             if response.is_success:
+                if delivered is not None:
+                    delivered.add(item.message["_raw"]["uuid"])
                 return
         summary.failed += 1
     finally:

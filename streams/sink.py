@@ -25,6 +25,7 @@ from aiokafka.structs import ConsumerRecord
 from deltalake import DeltaTable
 
 from messagehooks import store
+from messagehooks.kafka_compat import end_offsets
 from messagehooks.schema import decode_message
 from messagehooks.settings import Settings
 from messagehooks.store import PARTITION_COLUMN, TableName, TableSpec
@@ -380,7 +381,16 @@ class DatasetSink:
         for table, tps in by_table.items():
             ids = [app_id(self.settings.sink_group, tp) for tp in tps]
             versions = await asyncio.to_thread(store.transaction_versions, self.root, table, ids)
+            ends = await end_offsets(consumer, tps, self.settings.embedded)
             for tp, version in zip(tps, versions, strict=True):
+                if version is not None and version > ends[tp]:
+                    # The log is ahead of the topic: it was recreated (e.g. a fresh in-memory
+                    # broker). Read it all again; the key deduplication keeps rows unique.
+                    logger.error(
+                        "the Delta log is ahead of the topic (recreated?): reading it from the start",
+                        extra={"topic": tp.topic, "partition": tp.partition, "log": version, "end": ends[tp]},
+                    )
+                    version = None
                 if version is None:
                     await consumer.seek_to_beginning(tp)
                 else:
