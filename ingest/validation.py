@@ -162,7 +162,9 @@ def normalize(
             f"hook {hook.name!r} tracks channel {hook.channel}, the message is from channel {channel!r}",
             field="$.channel.id",
         )
-    body = _text(landbot.data, "body", fallback=_raw_field(original, "message"))
+    body = _text(landbot.data, "body")
+    if body is None:  # decode the whole message again only when the fallback is needed
+        body = _raw_field(original, "message")
     payload = _text(landbot.data, "payload")
     action = landbot.action or _text(landbot.data, "action") or (landbot.raw.action if landbot.raw else None)
     sender = landbot.sender

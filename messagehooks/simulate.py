@@ -402,11 +402,11 @@ async def simulate(
     out: TextIO,
     transport: httpx.AsyncBaseTransport | None = None,
     concurrency: int = 32,
-    delivered: set[str] | None = None,
+    delivered: dict[str, int] | None = None,
 ) -> SimulationSummary:
     """POST the chats' messages at about `options.rate` messages/s until `duration` or the last chat ends.
 
-    `delivered`, if given, collects the `_raw.uuid` of every message that got a 2xx (tests).
+    `delivered`, if given, maps the `_raw.uuid` of every message that got a 2xx to that status (tests).
     """
     summary = SimulationSummary()
     mean_messages = sum(len(chat_script(options, i).messages) for i in range(min(options.chats, 200))) / min(
@@ -482,7 +482,7 @@ async def _deliver(
     options: SimulationOptions,
     summary: SimulationSummary,
     slots: asyncio.Semaphore,
-    delivered: set[str] | None,
+    delivered: dict[str, int] | None,
 ) -> None:
     """One message, one POST; a non-2xx or no answer is retried with the same body and trace."""
     try:
@@ -500,7 +500,7 @@ async def _deliver(
             summary.statuses[response.status_code] += 1
             if response.is_success:
                 if delivered is not None:
-                    delivered.add(item.message["_raw"]["uuid"])
+                    delivered[item.message["_raw"]["uuid"]] = response.status_code
                 return
         summary.failed += 1
     finally:

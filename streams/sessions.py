@@ -137,7 +137,7 @@ def step(state: ChatState | None, message: Message, settings: SessionSettings) -
         return state, Output(duplicate=True)
     if _is_late(state, message, settings):
         return state, Output(late=True)
-    bisect.insort(state.buffer, msgspec.structs.replace(message, raw=_NO_RAW), key=_order_key)
+    bisect.insort(state.buffer, _slim(message), key=_order_key)
     state.recent_ids.append(message.message_id)
     del state.recent_ids[: max(0, len(state.recent_ids) - settings.dedup_window)]
     ts = float(message.timestamp)
@@ -206,6 +206,16 @@ def _seal(state: ChatState, message: Message, settings: SessionSettings, out: Em
         context_turns=settings.context_turns,
     )
     state.sealed_key = _order_key(message)
+
+
+def _slim(message: Message) -> Message:
+    """The message as the state keeps it, without what sessions never read.
+
+    The raw JSON and the request and delivery metadata are most of a buffered message's memory.
+    """
+    return msgspec.structs.replace(
+        message, raw=_NO_RAW, request_id="", hook="", sender_id=None, received_at=0.0
+    )
 
 
 def _order_key(message: Message) -> OrderKey:
