@@ -107,8 +107,6 @@ def run_faust(
         for i in range(copies)
     ]
     try:
-        if copies > 1:
-            time.sleep(8)  # both joined before the clock starts: one group generation
         return asyncio.run(measure_group(bootstrap, topic, group, total, timeout=300))
     finally:
         for process in processes:
@@ -150,6 +148,16 @@ def main() -> None:
     runs: dict[str, list[float]] = {"stream": [], "faust_forward": [], "raw_consume": []}
     with EmbeddedBroker() as broker:
         total = asyncio.run(prefill(broker.bootstrap, topic, args.messages))
+        prefix2, total2 = f"bench2{uuid.uuid4().hex[:6]}.", 0
+        if args.two_workers:
+            total2 = asyncio.run(prefill(broker.bootstrap, prefix2 + "messages", 4 * args.messages))
+            asyncio.run(
+                ensure_topics(
+                    broker.bootstrap,
+                    [prefix2 + t for t in ("turn-pairs", "conversations", "dead-letter")],
+                    partitions=PARTITIONS,
+                )
+            )
         asyncio.run(
             ensure_topics(
                 broker.bootstrap,
@@ -174,17 +182,15 @@ def main() -> None:
             )
             runs["raw_consume"].append(asyncio.run(raw_consume(broker.bootstrap, topic, total)))
             if args.two_workers:
-                env = {**base, "MESSAGEHOOKS_WORKER_ID": f"stream2-{uuid.uuid4().hex[:6]}"}
-                runs.setdefault("two_workers", []).append(
-                    run_faust(
-                        [sys.executable, "-m", "messagehooks", "worker"],
-                        env,
-                        broker.bootstrap,
-                        topic,
-                        total,
-                        2,
+                # Scale-out: 1 then 2 workers on a topic 4x longer (2 workers would finish the
+                # short one within a commit or two), both in fresh groups.
+                big = {**base, "MESSAGEHOOKS_TOPIC_PREFIX": prefix2}
+                for copies, name in ((1, "one_worker_long"), (2, "two_workers")):
+                    env = {**big, "MESSAGEHOOKS_WORKER_ID": f"{name}-{uuid.uuid4().hex[:6]}"}
+                    command = [sys.executable, "-m", "messagehooks", "worker"]
+                    runs.setdefault(name, []).append(
+                        run_faust(command, env, broker.bootstrap, prefix2 + "messages", total2, copies)
                     )
-                )
     median = {name: statistics.median(values) for name, values in runs.items()}
     result = {
         "messages": total,
@@ -196,7 +202,7 @@ def main() -> None:
         **(
             {
                 "stream_two_workers_msgs_per_s": median["two_workers"],
-                "two_workers_vs_one": median["two_workers"] / median["stream"],
+                "two_workers_vs_one": median["two_workers"] / median["one_worker_long"],
             }
             if "two_workers" in median
             else {}
