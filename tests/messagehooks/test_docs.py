@@ -15,3 +15,20 @@ def test_dataset_doc_lists_the_table_schemas_of_the_code():
     assert block.group(1).strip() == schema_markdown().strip(), (
         "docs/dataset.md is out of date: paste messagehooks.store.schema_markdown() between the markers"
     )
+
+
+def test_config_doc_is_generated_from_the_settings():
+    from messagehooks.config_doc import config_markdown
+
+    assert (DOCS / "CONFIG.md").read_text() == config_markdown(), (
+        "docs/CONFIG.md is out of date: .venv/bin/python -m messagehooks.config_doc > docs/CONFIG.md"
+    )
+
+
+def test_every_setting_is_documented():
+    import dataclasses
+
+    from messagehooks.settings import SETTINGS_HELP, Settings
+
+    documented = {name.lower() for name in SETTINGS_HELP}
+    assert {f.name for f in dataclasses.fields(Settings)} - documented == {"hooks_configured"}

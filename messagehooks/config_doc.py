@@ -1,0 +1,52 @@
+"""docs/CONFIG.md, generated from the settings object (a test keeps the file up to date).
+
+Run ``.venv/bin/python -m messagehooks.config_doc > docs/CONFIG.md`` after changing a setting.
+"""
+
+import dataclasses
+import sys
+import typing
+
+from messagehooks.settings import ENV_PREFIX, SETTINGS_HELP, Settings
+
+_UNSET = {
+    "KAFKA_BOOTSTRAP": "(unset: the embedded broker)",
+    "HOOKS": "(unset: dev hook `default`, no token)",
+    "DATASET_URI": "(unset: `DATA_DIR/datasets`)",
+}
+_TYPES = {"hooks": "JSON list or file path"}
+
+
+def config_markdown() -> str:
+    """Every MESSAGEHOOKS_ variable with its type, default and meaning, as a Markdown page."""
+    fields = {f.name: f for f in dataclasses.fields(Settings)}
+    hints = typing.get_type_hints(Settings)
+    lines = [
+        "# Configuration",
+        "",
+        "Every process reads these variables once, at start (`messagehooks.settings.load_settings`);",
+        "every CLI flag defaults from one of them and names it in `--help`. Generated from the",
+        "settings object by `python -m messagehooks.config_doc`; `tests/messagehooks/test_docs.py`",
+        "fails when this page is out of date.",
+        "",
+        "| variable | type | default | meaning |",
+        "|---|---|---|---|",
+    ]
+    for env, meaning in SETTINGS_HELP.items():
+        name = env.lower()
+        field = fields[name]
+        type_name = _TYPES.get(name) or _type_name(hints[name])
+        default = _UNSET.get(env) or f"`{field.default}`"
+        escaped = meaning.replace("|", "\\|")
+        lines.append(f"| `{ENV_PREFIX}{env}` | {type_name} | {default} | {escaped} |")
+    return "\n".join(lines) + "\n"
+
+
+def _type_name(hint: object) -> str:
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    base = args[0] if args else hint
+    return getattr(base, "__name__", str(base))
+
+
+if __name__ == "__main__":
+    sys.stdout.write(config_markdown())
