@@ -47,6 +47,8 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     worker = commands.add_parser("worker", help="run a stream worker (Faust); N workers share partitions")
     _flag(worker, "--data-dir", "DATA_DIR", settings.data_dir, type=Path)
 
+    commands.add_parser("topics", help="create the project's topics (idempotent) and exit")
+
     sink = commands.add_parser("sink", help="run a dataset sink: topics -> Delta tables, exactly once")
     _flag(sink, "--data-dir", "DATA_DIR", settings.data_dir, type=Path)
     _flag(sink, "--dataset-uri", "DATASET_URI", settings.dataset_uri)
@@ -215,6 +217,15 @@ def _run_worker(settings: Settings, args: argparse.Namespace) -> int:
     return run_worker(settings)
 
 
+def _run_topics(settings: Settings, args: argparse.Namespace) -> int:
+    from messagehooks.kafka import ensure_project_topics
+
+    created = asyncio.run(ensure_project_topics(settings))
+    names = ", ".join(settings.topics.all())
+    sys.stderr.write(f"topics on {settings.bootstrap}: {names} ({len(created)} created now)\n")
+    return 0
+
+
 def _run_sink(settings: Settings, args: argparse.Namespace) -> int:
     from streams.sink import run_sink
 
@@ -360,6 +371,7 @@ _COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "worker": _run_worker,
     "up": _run_up,
     "sink": _run_sink,
+    "topics": _run_topics,
     "dataset": _run_dataset,
     "backfill": _run_backfill,
     "tail": _run_tail,

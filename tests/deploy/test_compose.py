@@ -1,0 +1,120 @@
+"""docker-compose.yml and the Dockerfile, checked without a Docker engine (none runs here).
+
+What cannot be checked here: that the images build and the stack starts, that Apache Kafka's
+healthcheck passes, and the stack's behaviour under Docker networking. Everything the files
+say about this project is checked against the code.
+"""
+
+import json
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+from messagehooks.cli import build_parser
+from messagehooks.settings import ENV_PREFIX, SETTINGS_HELP, Settings, load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+DOCKERFILE = (ROOT / "Dockerfile").read_text()
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+OURS = [
+    name
+    for name, service in COMPOSE["services"].items()
+    if service.get("image", "").startswith("messagehooks:")
+]
+
+
+def _subcommands() -> set[str]:
+    parser = build_parser(Settings())
+    (commands,) = [a for a in parser._actions if a.dest == "command"]
+    return set(commands.choices)
+
+
+def _substituted(value: str) -> str:
+    """A compose value with ${VAR:-default} replaced by its default, as with an empty environment."""
+    return re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", value)
+
+
+def test_the_stack_has_kafka_topics_ingest_worker_sink_and_an_optional_ui():
+    services = COMPOSE["services"]
+    assert set(OURS) == {"topics", "ingest", "worker", "sink"}
+    assert services["kafka-ui"]["profiles"] == ["ui"]
+    assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"  # KRaft
+    assert "kafka-data:/var/lib/kafka/data" in services["kafka"]["volumes"]
+    assert set(COMPOSE["volumes"]) == {"kafka-data", "spool", "dataset"}
+    assert services["ingest"]["ports"] == ["8000:8000"]
+
+
+@pytest.mark.parametrize("service", OURS)
+def test_every_command_is_a_messagehooks_subcommand(service):
+    command = COMPOSE["services"][service]["command"]
+    assert command[0] in _subcommands()
+    build_parser(Settings()).parse_args(command)  # arguments are valid too
+
+
+@pytest.mark.parametrize("service", OURS)
+def test_every_variable_is_a_known_setting_and_loads(service):
+    environment = {k: _substituted(str(v)) for k, v in COMPOSE["services"][service]["environment"].items()}
+    names = {k.removeprefix(ENV_PREFIX) for k in environment if k.startswith(ENV_PREFIX)}
+    assert names <= set(SETTINGS_HELP), names - set(SETTINGS_HELP)
+    settings = load_settings(environment)
+    assert settings.bootstrap == "kafka:9092"
+    assert settings.session_timeout >= 6  # Apache Kafka's group.min.session.timeout.ms
+
+
+def test_images_are_pinned_and_dependencies_wait_for_health():
+    for name, service in COMPOSE["services"].items():
+        image = service["image"]
+        assert ":" in image, name
+        assert not image.endswith(":latest"), name
+        for dependency, condition in service.get("depends_on", {}).items():
+            assert condition["condition"] in {"service_healthy", "service_completed_successfully"}, (
+                name,
+                dependency,
+            )
+    assert (
+        COMPOSE["services"]["ingest"]["depends_on"]["topics"]["condition"] == "service_completed_successfully"
+    )
+    assert all("healthcheck" in COMPOSE["services"][name] for name in ("kafka", "ingest", "worker", "sink"))
+
+
+def test_dockerfile_base_image_entry_point_and_packages_match_the_project():
+    (base,) = re.findall(r"^FROM (\S+)", DOCKERFILE, re.MULTILINE)
+    assert re.fullmatch(r"python:3\.11\.\d+-slim-\w+", base), base
+    entrypoint = json.loads(re.search(r"^ENTRYPOINT (.+)$", DOCKERFILE, re.MULTILINE).group(1))
+    assert entrypoint == list(PYPROJECT["project"]["scripts"])  # the console script
+    cmd = json.loads(re.search(r"^CMD (.+)$", DOCKERFILE, re.MULTILINE).group(1))
+    assert cmd[0] in _subcommands()
+    copied = set(re.findall(r"^COPY (\w+) \./", DOCKERFILE, re.MULTILINE))
+    assert copied == set(PYPROJECT["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"])
+    assert PYPROJECT["project"]["requires-python"].startswith(">=3.11")
+    assert "USER messagehooks" in DOCKERFILE  # not root
+
+
+@pytest.mark.integration
+def test_the_topics_command_the_stack_runs_first_creates_every_topic(broker, unique, monkeypatch, capsys):
+    import asyncio
+
+    from messagehooks.cli import main
+    from messagehooks.kafka import make_producer, topics_present
+
+    async def present(names: list[str]) -> bool:
+        producer = make_producer(broker.bootstrap)
+        await producer.start()
+        try:
+            return await topics_present(producer, names, 10)
+        finally:
+            await producer.stop()
+
+    monkeypatch.setenv("MESSAGEHOOKS_KAFKA_BOOTSTRAP", broker.bootstrap)
+    monkeypatch.setenv("MESSAGEHOOKS_TOPIC_PREFIX", f"dep{unique}.")
+    assert main(["topics"]) == 0
+    assert main(["topics"]) == 0  # idempotent, as a re-run of `docker compose up` needs
+    settings = load_settings(
+        {"MESSAGEHOOKS_KAFKA_BOOTSTRAP": broker.bootstrap, "MESSAGEHOOKS_TOPIC_PREFIX": f"dep{unique}."}
+    )
+    assert asyncio.run(present(settings.topics.all()))
+    assert "0 created now" in capsys.readouterr().err.splitlines()[-1]
