@@ -34,15 +34,16 @@ class StatsCollector(Collector):
         self._prefix, self._stats, self._gauges, self._help = prefix, stats, gauges, help_texts
 
     def collect(self) -> Iterator[Any]:
-        for item in fields(self._stats):
-            if item.name in self._help:
-                family = CounterMetricFamily(f"{self._prefix}_{item.name}", self._help[item.name])
-                family.add_metric([], float(getattr(self._stats, item.name)))
+        counters = {item.name for item in fields(self._stats)}
+        for name, help_text in self._help.items():
+            if name in counters:
+                family = CounterMetricFamily(f"{self._prefix}_{name}", help_text)
+                family.add_metric([], float(getattr(self._stats, name)))
                 yield family
-        for name, value in list(self._gauges.values.items()):
-            gauge = GaugeMetricFamily(f"{self._prefix}_{name}", self._help.get(name, name))
-            gauge.add_metric([], value)
-            yield gauge
+            else:  # a gauge the process refreshes (0 until its first refresh)
+                gauge = GaugeMetricFamily(f"{self._prefix}_{name}", help_text)
+                gauge.add_metric([], self._gauges.values.get(name, 0.0))
+                yield gauge
         lag = GaugeMetricFamily(
             f"{self._prefix}_consumer_lag",
             "records not processed yet, per topic partition (high watermark - next offset)",
