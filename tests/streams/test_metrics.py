@@ -66,7 +66,7 @@ def test_worker_serves_counts_open_conversations_and_lag(broker, unique, tmp_pat
                 samples = {}
             if (
                 samples.get("messagehooks_worker_messages_total") == 40
-                and "messagehooks_worker_open_conversations" in samples
+                and samples.get("messagehooks_worker_open_conversations") == 4
             ):
                 break
             time.sleep(0.5)
