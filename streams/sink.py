@@ -19,6 +19,7 @@ from typing import Any
 
 import msgspec
 import orjson
+import pyarrow as pa
 import pyarrow.dataset as ds
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import ConsumerRecord
@@ -323,8 +324,8 @@ class DatasetSink:
             await self._commit_kafka(committed)
 
     async def _commit(self, buffer: TableBuffer) -> int:
-        rows = len(buffer.rows)
-        data = store.rows_to_arrow(buffer.spec.name, buffer.rows)
+        data = self._arrow(buffer)
+        rows = data.num_rows
         offsets = {app_id(self.settings.sink_group, tp): offset for tp, offset in buffer.next_offsets.items()}
         started = time.perf_counter()
         version = await asyncio.to_thread(store.write, self.root, buffer.spec.name, data, offsets=offsets)
@@ -342,6 +343,27 @@ class DatasetSink:
         self.stats.largest_commit = max(self.stats.largest_commit, rows)
         logger.debug("committed", extra={"table": buffer.spec.name, "rows": rows, "version": version})
         return version
+
+    def _arrow(self, buffer: TableBuffer) -> pa.Table:
+        """The buffer as Arrow; a row that does not fit the schema is skipped, not retried forever."""
+        try:
+            return store.rows_to_arrow(buffer.spec.name, buffer.rows)
+        except (pa.ArrowException, OverflowError, TypeError, ValueError):
+            good = []
+            for row in buffer.rows:
+                try:
+                    store.rows_to_arrow(buffer.spec.name, [row])
+                except (pa.ArrowException, OverflowError, TypeError, ValueError) as exc:
+                    self.stats.undecodable += 1
+                    logger.error(
+                        "row skipped: does not fit the %s schema",
+                        buffer.spec.name,
+                        extra={"id": row.get(buffer.spec.key), "error": str(exc)[:200]},
+                    )
+                else:
+                    good.append(row)
+            buffer.rows[:] = good
+            return store.rows_to_arrow(buffer.spec.name, good)
 
     def _refresh_gauges(self, consumer: AIOKafkaConsumer) -> None:
         self.gauges.values["seconds_since_commit"] = time.monotonic() - self._last_commit

@@ -7,6 +7,7 @@ row exactly once, and that it resumed from the offsets in the Delta log (it re-r
 import asyncio
 import time
 
+import msgspec
 import pytest
 
 from features.batch import build_dataset
@@ -148,3 +149,15 @@ async def test_repeats_in_the_topics_are_written_once_and_stragglers_flagged_lat
     restarted = DatasetSink(settings)
     await _run_until(restarted, lambda: False, timeout=3)
     assert restarted.stats.records == 0  # resumed at the end: nothing read twice
+
+
+async def test_a_row_that_does_not_fit_the_schema_is_skipped_not_retried_forever(settings):
+    poison = msgspec.structs.replace(message(chat="c1", ts=BASE_TS, message_id="poison"), seq=2**70)
+    records = _message_records(settings, 10)
+    records.insert(5, (settings.topics.messages, b"c1", encode_message(poison)))
+    await _produce(settings, records)
+    sink = DatasetSink(settings)
+    await _run_until(sink, lambda: len(_ids(settings)) >= 10)
+    assert sorted(_ids(settings)) == sorted(f"id-{i}" for i in range(10))
+    assert sink.stats.undecodable == 1
+    assert sink.stats.failed_commits == 0
