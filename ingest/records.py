@@ -50,17 +50,26 @@ def raw_record(
     return Record(topics.raw, hook.encode(), encode_raw_record(record))
 
 
+MAX_ORIGINAL_BYTES = 65_536
+"""Bytes of a rejected payload kept in its dead letter: enough to debug, never a record too big."""
+
+
 def dead_letter_record(
     topics: Topics, *, hook: str, request_id: str, received_at: float, rejection: Rejection
 ) -> Record:
-    """A rejected body or message with its reason and its original bytes."""
-    original = encode_original(rejection.original)
+    """A rejected body or message with its reason and its original bytes (the first 64 KiB)."""
+    detail = rejection.detail
+    kept = rejection.original
+    if len(kept) > MAX_ORIGINAL_BYTES:
+        detail = f"{detail} (original truncated to its first {MAX_ORIGINAL_BYTES} of {len(kept)} bytes)"
+        kept = kept[:MAX_ORIGINAL_BYTES]
+    original = encode_original(kept)
     record = DeadLetterRecord(
         request_id=request_id,
         hook=hook,
         received_at=received_at,
         reason=rejection.reason,
-        detail=rejection.detail,
+        detail=detail,
         field=rejection.field,
         message_index=rejection.index,
         original_encoding=original["original_encoding"],

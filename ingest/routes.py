@@ -21,6 +21,7 @@ from ingest.records import dead_letter_record, message_records, raw_record
 from ingest.spool import Record
 from ingest.validation import Parsed, Rejection, parse_body
 from messagehooks.errors import InvalidPayload, RateLimited, UnknownHook
+from messagehooks.kafka import MAX_RECORD_BYTES
 from messagehooks.logging import request_id_var
 from messagehooks.settings import HOOK_NAME, Hook, Settings
 
@@ -92,6 +93,15 @@ class Ingest:
             original = body if body is not None else b""
             parsed = Parsed([], [Rejection(exc.reason, exc.detail, exc.field, None, original, exc.status)])
         records = self._records(request, hook, request_id, received_at, body, parsed)
+        largest = max((len(r.value) for r in records), default=0)
+        if largest > MAX_RECORD_BYTES:
+            # Kafka would refuse the record; spooling it would block the spool for good.
+            detail = (
+                f"the request makes a Kafka record of {largest} bytes, over {MAX_RECORD_BYTES}: "
+                "send smaller messages (a message's record carries its text twice)"
+            )
+            parsed = Parsed([], [Rejection("record_too_large", detail, None, None, body or b"", 413)])
+            records = self._records(request, hook, request_id, received_at, body, parsed)
         delivery = await self.publisher.publish(records)
         for rejection in parsed.rejections:
             self.metrics.dead_letters.labels(rejection.reason).inc()

@@ -26,6 +26,7 @@ _ROLE_OF_SENDER: Mapping[str, Role] = {
 }
 _OPTION_KEYS = ("buttons", "options", "choices")
 _OPTION_TEXT_KEYS = ("text", "label", "title", "body", "name")
+_INT64 = range(-(2**63), 2**63)  # `seq` is an int64 column of the dataset (messagehooks/store.py)
 
 
 class Envelope(msgspec.Struct):
@@ -167,6 +168,11 @@ def normalize(
         body = _raw_field(original, "message")
     payload = _text(landbot.data, "payload")
     action = landbot.action or _text(landbot.data, "action") or (landbot.raw.action if landbot.raw else None)
+    seq = landbot.raw.seq if landbot.raw else None
+    if seq is not None and seq not in _INT64:
+        # msgspec decodes integers of any size; one out of int64 range would fail every commit
+        # of the dataset sink (an endless rewind), so it is rejected here.
+        raise InvalidPayload("invalid_message", "`_raw.seq` does not fit in 64 bits", field="$._raw.seq")
     sender = landbot.sender
     return Message(
         message_id=message_id(
@@ -177,7 +183,7 @@ def normalize(
         type=landbot.type,
         role=_role(landbot),
         timestamp=landbot.timestamp,
-        seq=landbot.raw.seq if landbot.raw else None,
+        seq=seq,
         sender_id=None if sender is None or sender.id is None else str(sender.id),
         channel_id=channel,
         body=body,

@@ -17,7 +17,12 @@ from messagehooks.settings import Settings
 
 logger = logging.getLogger(__name__)
 
+MAX_RECORD_BYTES = 1_000_000
+"""Largest record value the ingest produces: under the producer's request size and Kafka's
+default `message.max.bytes` (1 MiB), with room for the key, headers and batch overhead."""
+
 PRODUCER_SETTINGS: dict[str, Any] = {
+    "max_request_size": 1_048_576,
     "acks": "all",
     "enable_idempotence": False,
     "linger_ms": 0,

@@ -211,7 +211,8 @@ def parse_hooks(value: str) -> tuple[Hook, ...]:
     if not text.startswith("["):
         path = Path(text)
         if not path.is_file():
-            raise ConfigError(f"{ENV_PREFIX}HOOKS is neither a JSON list nor an existing file: {text[:80]!r}")
+            # Never echo the value: it may hold tokens.
+            raise ConfigError(f"{ENV_PREFIX}HOOKS is neither a JSON list nor the path of an existing file")
         text = path.read_text(encoding="utf-8")
         if path.suffix == ".toml":
             try:

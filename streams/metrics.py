@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -89,6 +89,7 @@ class SinkMetrics:
     """The sink's registry, with the histograms it observes at commit time."""
 
     registry: CollectorRegistry
+    table_rows: Counter
     commit_seconds: Histogram
     e2e_seconds: Histogram
 
@@ -99,6 +100,12 @@ def sink_metrics(stats: Any, gauges: Gauges) -> SinkMetrics:
     registry.register(StatsCollector("messagehooks_sink", stats, gauges, SINK_HELP))
     return SinkMetrics(
         registry=registry,
+        table_rows=Counter(
+            "messagehooks_sink_table_rows",
+            "rows committed, per Delta table",
+            ["table"],
+            registry=registry,
+        ),
         commit_seconds=Histogram(
             "messagehooks_sink_commit_seconds",
             "time to commit one table's batch to Delta",

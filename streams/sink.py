@@ -332,6 +332,7 @@ class DatasetSink:
         elapsed = time.perf_counter() - started
         self.stats.commit_seconds += elapsed
         self.metrics.commit_seconds.labels(buffer.spec.name).observe(elapsed)
+        self.metrics.table_rows.labels(buffer.spec.name).inc(rows)
         self._last_commit = time.monotonic()
         if buffer.spec.name == "messages":
             now = time.time()

@@ -6,43 +6,87 @@ from hypothesis import strategies as st
 
 from messagehooks.pii import CARD, EMAIL, PHONE, mask_optional, mask_pii
 
+PHONES = [
+    "+34 600 11 22 33",
+    "+34600112233",
+    "600 112 233",
+    "600112233",
+    "(415) 555-2671",
+    "415-555-2671",
+    "415.555.2671",
+    "+1 415 555 2671",
+    "+1 (415) 555-2671",
+    "+44 7700 900123",
+    "07700 900123",
+    "+44 (0)20 7946 0958",
+    "+49 30 1234567",
+    "030 12345678",
+    "+33 6 12 34 56 78",
+    "06 12 34 56 78",
+    "06.12.34.56.78",
+    "+52 55 1234 5678",
+    "+55 11 91234-5678",
+    "+91 98765 43210",
+    "0034 600 112 233",
+]
+
+NOT_PII = [
+    "order 12345",
+    "#A-10023",
+    "ORD-2024-000123",
+    "123456",
+    "2024-05-12",
+    "12/05/2024",
+    "12.05.2024",
+    "14:30",
+    "14:30:15",
+    "€1,299.99",
+    "$12.50",
+    "1.234,56 €",
+    "19,99",
+    "2024",
+    "28013",
+    "45%",
+    "12,5 %",
+    "2024-05-12T14:30:15",
+    "192.168.100.200",
+    "4111 1111 1111 1112",
+    "just words, no numbers",
+    "",
+]
+
+
+@pytest.mark.parametrize("phone", PHONES)
+def test_phone_formats_are_masked(phone):
+    assert mask_pii(phone) == PHONE
+    assert mask_pii(f"Call me at {phone} please") == f"Call me at {PHONE} please"
+
+
+@pytest.mark.parametrize("text", NOT_PII)
+def test_non_pii_numbers_survive(text):
+    assert mask_pii(text) == text
+    assert mask_pii(f"ref {text} ok") == f"ref {text} ok"
+
 
 @pytest.mark.parametrize(
-    "text",
+    "email",
     [
-        "ana.lopez@example.es",
+        "ana@example.com",
+        "ana.garcia+promo@mail.example.co.uk",
         "John.Smith+orders@mail.co.uk",
         "joao_silva99@empresa.com.br",
         "m.muller@firma-gmbh.de",
+        "j_doe-99@sub-domain.io",
+        "X@Y.ES",
     ],
 )
-def test_emails_are_masked(text):
-    assert mask_pii(f"write to {text} please") == f"write to {EMAIL} please"
+def test_email_formats_are_masked(email):
+    assert mask_pii(f"write to {email}.") == f"write to {EMAIL}."
 
 
-@pytest.mark.parametrize(
-    "phone",
-    [
-        "+34 600 11 22 33",  # Spain, mobile, international
-        "+34600112233",
-        "600 112 233",  # Spain, national
-        "0034 600 112 233",
-        "(415) 555-2671",  # US
-        "415-555-2671",
-        "+1 415 555 2671",
-        "+44 7700 900123",  # UK
-        "07700 900123",
-        "+49 30 1234567",  # Germany
-        "030 12345678",
-        "+33 6 12 34 56 78",  # France
-        "06 12 34 56 78",
-        "+52 55 1234 5678",  # Mexico
-        "+55 11 91234-5678",  # Brazil
-        "+91 98765 43210",  # India
-    ],
-)
-def test_phone_numbers_of_several_countries_are_masked(phone):
-    assert mask_pii(f"call me at {phone} tomorrow") == f"call me at {PHONE} tomorrow"
+@pytest.mark.parametrize("text", ["@user", "a@b", "name@localhost", "mail me @ home"])
+def test_at_signs_that_are_not_emails_survive(text):
+    assert mask_pii(text) == text
 
 
 @pytest.mark.parametrize(
@@ -52,102 +96,120 @@ def test_phone_numbers_of_several_countries_are_masked(phone):
         "4111-1111-1111-1111",
         "4111111111111111",
         "5500 0000 0000 0004",
-        "3782 822463 10005",
+        "3782 822463 10005",  # Amex 4-6-5
+        "4222222222222",  # 13-digit Visa
+        "6011000990139424",
     ],
 )
-def test_luhn_valid_card_numbers_are_masked(card):
-    assert mask_pii(f"my card is {card}") == f"my card is {CARD}"
-
-
-def test_a_sixteen_digit_number_failing_luhn_is_not_a_card():
-    assert CARD not in mask_pii("my card is 4111 1111 1111 1112")
+def test_luhn_valid_cards_are_masked(card):
+    assert mask_pii(card) == CARD
+    assert mask_pii(f"Pago con {card}, gracias") == f"Pago con {CARD}, gracias"
 
 
 @pytest.mark.parametrize(
-    "text",
-    [
-        "order 12345",
-        "my order is #A-10023",
-        "reference ORD-2024-000123",
-        "code 123456",
-        "on 2024-05-12",
-        "on 12/05/2024",
-        "on 12.05.2024",
-        "at 14:30",
-        "at 14:30:15",
-        "it costs €1,299.99",
-        "it costs $12.50",
-        "1.234,56 €",
-        "only 19,99",
-        "since 2024",
-        "ZIP 28013",
-        "50% off",
-    ],
+    "number",
+    ["4111 1111 1111 1112", "4111-1111-1111-1112", "4111111111111112", "1234 5678 9012 3456"],
 )
-def test_order_numbers_dates_times_prices_are_kept(text):
-    assert mask_pii(text) == text
+def test_luhn_invalid_16_digits_are_not_cards(number):
+    # Too long for a phone too (16 digits > 15): left as is.
+    assert mask_pii(number) == number
+
+
+def test_luhn_valid_card_wins_over_phone_and_is_not_merged_with_it():
+    assert mask_pii("4111 1111 1111 1111 600 112 233") == f"{CARD} {PHONE}"
+
+
+def test_email_wins_over_phone_digits_in_local_part():
+    assert mask_pii("maria.600112233@example.es") == EMAIL
 
 
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
         (
-            "Hola, soy Ana, mi correo es ana@example.es y mi pedido el 12345 del 12/05/2024",
-            f"Hola, soy Ana, mi correo es {EMAIL} y mi pedido el 12345 del 12/05/2024",
+            "Hola, soy ana.garcia@example.com, mi móvil es +34 600 11 22 33 y el pedido 12345 "
+            "llegó el 12/05/2024 a las 14:30 por 19,99 €.",
+            f"Hola, soy {EMAIL}, mi móvil es {PHONE} y el pedido 12345 "
+            "llegó el 12/05/2024 a las 14:30 por 19,99 €.",
         ),
         (
-            "Hi, call +1 415 555 2671 about order #A-10023, it cost $12.50 at 14:30",
-            f"Hi, call {PHONE} about order #A-10023, it cost $12.50 at 14:30",
+            "Hi, order ORD-2024-000123 cost $12.50 on 2024-05-12; call (415) 555-2671 or mail "
+            "bob@example.org, card 4111 1111 1111 1111 (not 4111 1111 1111 1112).",
+            f"Hi, order ORD-2024-000123 cost $12.50 on 2024-05-12; call {PHONE} or mail "
+            f"{EMAIL}, card {CARD} (not 4111 1111 1111 1112).",
         ),
         (
-            "Meine Nummer ist +49 30 1234567, Bestellung ORD-2024-000123 vom 12.05.2024",
-            f"Meine Nummer ist {PHONE}, Bestellung ORD-2024-000123 vom 12.05.2024",
+            "Hallo, meine Nummer ist +49 30 1234567, Bestellung #A-10023 vom 12.05.2024 über "
+            "1.234,56 € an 10115 Berlin, 19 % MwSt.",
+            f"Hallo, meine Nummer ist {PHONE}, Bestellung #A-10023 vom 12.05.2024 über "
+            "1.234,56 € an 10115 Berlin, 19 % MwSt.",
         ),
         (
-            "Mon numéro: 06 12 34 56 78, total 1.234,56 €",
-            f"Mon numéro: {PHONE}, total 1.234,56 €",
+            "Bonjour, appelez le 06 12 34 56 78 ou le +33 6 12 34 56 78 avant 14:30:15, "
+            "commande 123456 de 2024, code postal 75001.",
+            f"Bonjour, appelez le {PHONE} ou le {PHONE} avant 14:30:15, "
+            "commande 123456 de 2024, code postal 75001.",
+        ),
+        (
+            "Olá, meu celular é +55 11 91234-5678 e o e-mail joao.silva@exemplo.com.br; "
+            "paguei R$ 1.299,90 em 3x no dia 12/05/2024.",
+            f"Olá, meu celular é {PHONE} e o e-mail {EMAIL}; paguei R$ 1.299,90 em 3x no dia 12/05/2024.",
         ),
         (
             "Meu cartão 4111 1111 1111 1111 e meu email joao@empresa.com.br, CEP 28013",
             f"Meu cartão {CARD} e meu email {EMAIL}, CEP 28013",
         ),
+        (
+            "Mi número: 0034 600 112 233. Pedido 28013, total €1,299.99 (50%).",
+            f"Mi número: {PHONE}. Pedido 28013, total €1,299.99 (50%).",
+        ),
     ],
+    ids=["es", "en", "de", "fr", "pt", "pt-card", "es-00-prefix"],
 )
-def test_mixed_sentences_mask_only_the_pii(text, expected):
+def test_mixed_sentences_keep_non_pii_numbers(text, expected):
     assert mask_pii(text) == expected
 
 
-def test_none_passes_through():
+def test_date_next_to_phone_does_not_swallow_it():
+    assert mask_pii("el 12.05.2024 600112233") == f"el 12.05.2024 {PHONE}"
+
+
+def test_parentheses_around_a_phone_are_kept():
+    assert mask_pii("(600 112 233") == f"({PHONE}"
+    assert mask_pii("(600 112 233)") == f"({PHONE})"
+
+
+def test_mask_optional_passes_none_through():
     assert mask_optional(None) is None
-    assert mask_optional("a@b.io") == EMAIL
+    assert mask_optional("tel 600 112 233") == f"tel {PHONE}"
 
 
-@given(st.text(max_size=200))
-def test_masking_is_idempotent(text):
+# Text biased towards the characters the rules look at, so idempotence is tested where it can break.
+_PIECES = st.sampled_from(
+    [*"0123456789 -.,/()+@#$€:%<>aZé_", EMAIL, PHONE, CARD, "a@b.co", "4111 1111 1111 1111", "+34", "00"]
+)
+
+
+@given(st.one_of(st.text(), st.lists(_PIECES, max_size=40).map("".join)))
+def test_idempotent(text):
     once = mask_pii(text)
     assert mask_pii(once) == once
 
 
-_local = st.from_regex(r"[a-z][a-z0-9._]{0,15}[a-z0-9]", fullmatch=True).filter(lambda s: ".." not in s)
-_domain = st.from_regex(r"[a-z][a-z0-9]{1,10}\.(com|es|org|io|co\.uk)", fullmatch=True)
+_LOCAL = st.from_regex(r"[a-z0-9][a-z0-9._-]{4,20}[a-z0-9]", fullmatch=True)
+_LABEL = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,10}[a-z0-9])?", fullmatch=True)
+_TLD = st.from_regex(r"[a-z]{2,6}", fullmatch=True)
 
 
-@given(
-    local=_local,
-    domain=_domain,
-    before=st.sampled_from(["", "mail: ", "Hola "]),
-    after=st.sampled_from(["", " ok", ", gracias"]),
-)
-def test_any_email_is_masked_and_its_address_gone(local, domain, before, after):
-    masked = mask_pii(f"{before}{local}@{domain}{after}")
-    assert masked == f"{before}{EMAIL}{after}"
-    assert f"{local}@" not in masked
+@given(local=_LOCAL, domain=_LABEL, tld=_TLD, before=st.sampled_from(["", "Mail: ", "Escribe a "]))
+def test_generated_email_is_masked(local, domain, tld, before):
+    # Prefix and suffix words have at most 5 letters, so the 6+ char local part cannot hide in them.
+    text = f"{before}{local}@{domain}.{tld} ok, 12345."
+    masked = mask_pii(text)
+    assert masked == f"{before}{EMAIL} ok, 12345."
+    assert local not in masked
 
 
-@given(
-    st.text(
-        alphabet=st.characters(blacklist_characters="0123456789@", blacklist_categories=("Nd",)), max_size=300
-    )
-)
-def test_text_without_digits_or_at_sign_is_unchanged(text):
+@given(st.text(alphabet=st.characters(exclude_characters="0123456789@")))
+def test_text_without_digits_or_at_is_unchanged(text):
     assert mask_pii(text) == text

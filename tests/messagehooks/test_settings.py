@@ -59,7 +59,7 @@ def test_hooks_from_json_file(tmp_path):
         ('[{"name": "../etc"}]', "must match"),
         ('[{"name": "a"}, {"name": "a"}]', "duplicate"),
         ('[{"name": "a", "tokens": [""]}]', "non-empty strings"),
-        ("/no/such/file.json", "neither a JSON list nor an existing file"),
+        ("/no/such/file.json", "neither a JSON list nor the path of an existing file"),
     ],
 )
 def test_malformed_hooks_name_the_problem(value, message):

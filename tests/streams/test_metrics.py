@@ -101,6 +101,7 @@ async def test_sink_counts_rows_commits_and_end_to_end_delay(broker, unique, tmp
     await task
     samples = _samples(generate_latest(sink.metrics.registry).decode())
     assert samples["messagehooks_sink_rows_total"] == 30
+    assert samples["messagehooks_sink_table_rows_total{table=messages}"] == 30
     assert samples["messagehooks_sink_commits_total"] >= 1
     assert samples["messagehooks_sink_commit_seconds_count{table=messages}"] >= 1
     assert samples["messagehooks_sink_e2e_seconds_count"] == 30
