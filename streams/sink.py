@@ -186,6 +186,7 @@ class DatasetSink:
         # Where this sink sought each partition it owns; records fetched from anywhere else
         # (before the seek, or after the partition was revoked) are ignored.
         self._positions: dict[TopicPartition, int] = {}
+        self._generation = 0  # bumped by every rebalance: batches fetched across one are dropped
         self.gauges = Gauges()
         self.metrics = sink_metrics(self.stats, self.gauges)
         self._last_commit = time.monotonic()
@@ -209,8 +210,14 @@ class DatasetSink:
         last_log = time.monotonic()
         try:
             while not stop.is_set():
+                generation = self._generation
                 batch = await consumer.getmany(timeout_ms=100, max_records=10_000)
                 async with self._lock:  # not while a rebalance resets positions and indexes
+                    if generation != self._generation:
+                        # A rebalance ran while this batch was fetched: its records may come from
+                        # positions the rebalance moved away from (e.g. its end-offset probe).
+                        # Drop it: the sought positions deliver them again.
+                        batch = {}
                     for tp, records in batch.items():
                         start = self._positions.get(tp)
                         if start is None:
@@ -388,6 +395,7 @@ class DatasetSink:
             logger.warning("Kafka offset commit failed (lag reporting only): %s", exc)
 
     async def _rewind(self) -> None:
+        self._generation += 1
         self._positions.clear()
         for buffer in self.buffers.values():
             buffer.clear()
@@ -430,6 +438,7 @@ class DatasetSink:
             await self.flush(force=True)
         finally:
             async with self._lock:
+                self._generation += 1
                 self._positions.clear()
                 for buffer in self.buffers.values():
                     buffer.clear()
@@ -447,6 +456,7 @@ class DatasetSink:
                 await asyncio.to_thread(buffer.index.preload, today)
             if self._consumer is not None:
                 await self.seek_committed(self._consumer, assigned)
+            self._generation += 1
 
 
 def index_key(table: TableName) -> str:
