@@ -161,3 +161,20 @@ async def test_a_row_that_does_not_fit_the_schema_is_skipped_not_retried_forever
     assert sorted(_ids(settings)) == sorted(f"id-{i}" for i in range(10))
     assert sink.stats.undecodable == 1
     assert sink.stats.failed_commits == 0
+
+
+async def test_records_arriving_while_the_sink_joins_are_all_written(settings):
+    """Traffic flowing while the group assigns the sink its partitions (a restart under load)."""
+    records = _message_records(settings, 300)
+
+    async def trickle() -> None:
+        for start in range(0, len(records), 20):
+            await _produce(settings, records[start : start + 20])
+            await asyncio.sleep(0.1)
+
+    producing = asyncio.create_task(trickle())
+    await asyncio.sleep(0.3)  # some records are there before the sink starts, more come during the join
+    sink = DatasetSink(settings)
+    await _run_until(sink, lambda: producing.done() and len(_ids(settings)) >= 300, timeout=60)
+    await producing
+    assert sorted(_ids(settings)) == sorted(f"id-{i}" for i in range(300))
