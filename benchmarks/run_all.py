@@ -14,6 +14,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -64,7 +65,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes, one run each (a smoke test)")
     args = parser.parse_args()
     RESULTS.mkdir(exist_ok=True)
-    merged: dict[str, object] = {}
+    merged: dict[str, Any] = {}
     seconds: dict[str, float] = {}
     for module, full, quick in BENCHMARKS:
         out = RESULTS / f"{module.removeprefix('bench_')}.json"
@@ -81,8 +82,8 @@ def main() -> None:
         subprocess.run(command, check=True)
         seconds[module] = round(time.monotonic() - started, 1)
         merged.update(json.loads(out.read_text()))
-    stream = float(merged["stream_msgs_per_s"])  # type: ignore[arg-type]
-    merged["backfill_vs_stream"] = float(merged["backfill_msgs_per_s"]) / stream  # type: ignore[arg-type]
+    stream = float(merged["stream_msgs_per_s"])
+    merged["backfill_vs_stream"] = float(merged["backfill_msgs_per_s"]) / stream
     figures = {key: merged.get(key) for key in KEYS}
     report = {
         "measured_at": datetime.now(tz=UTC).isoformat(),
@@ -99,15 +100,15 @@ def main() -> None:
         value = figures[key]
         target = TARGETS.get(key)
         verdict = f"{target[0]} {target[1]:g}: {_verdict(key, value)}" if target else ""
-        print(f"{key:32} {float(value or 0):14.3f}  {verdict}")  # type: ignore[arg-type]
+        print(f"{key:32} {float(value or 0):14.3f}  {verdict}")
     print(f"\nwritten to {RESULTS / 'latest.json'}")
 
 
-def _verdict(key: str, value: object) -> str:
+def _verdict(key: str, value: Any) -> str:
     if value is None:
         return "missing"
     operator, bound = TARGETS[key]
-    number = float(value)  # type: ignore[arg-type]
+    number = float(value)
     return "holds" if (number >= bound if operator == ">=" else number <= bound) else "missed"
 
 

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import joblib
 import numpy as np
@@ -129,7 +129,9 @@ def escalation_frame(
     are left out: their outcome is known by then.
     """
     rows = []
-    records: list[dict[str, Any]] = conversations.to_dict(orient="records")  # type: ignore[assignment]
+    records = cast(
+        list[dict[str, Any]], conversations.to_dict(orient="records")
+    )  # pandas types keys as Hashable
     for conversation in records:
         turns: list[dict[str, Any]] = list(
             conversation["transcript"] if conversation["transcript"] is not None else []

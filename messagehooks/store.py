@@ -195,9 +195,10 @@ class TableMissing(MessageHooksError):
 
 def spec(table: str) -> TableSpec:
     """The spec of `table`, or a clear error naming the valid tables."""
-    if table not in SPECS:
-        raise UnknownTable(f"unknown table {table!r}; the tables are {', '.join(TABLES)}")
-    return SPECS[table]  # type: ignore[index]  # narrowed by the membership test above
+    for name, table_spec in SPECS.items():
+        if name == table:
+            return table_spec
+    raise UnknownTable(f"unknown table {table!r}; the tables are {', '.join(TABLES)}")
 
 
 def table_uri(root: str, table: str) -> str:

@@ -183,7 +183,7 @@ def test_export_errors(tmp_path):
     root = str(tmp_path / "ds")
     populate(root)
     with pytest.raises(MessageHooksError, match="unknown export format 'xml'"):
-        maintenance.export(root, "messages", tmp_path / "x.xml", version=None, fmt="xml")  # type: ignore[arg-type]
+        maintenance.export(root, "messages", tmp_path / "x.xml", version=None, fmt="xml")  # type: ignore[arg-type]  # a wrong format on purpose
     with pytest.raises(MessageHooksError, match="has no version 99"):
         maintenance.export(root, "messages", tmp_path / "x.parquet", version=99, fmt="parquet")
     with pytest.raises(store.UnknownTable):
