@@ -71,6 +71,8 @@ SINK_HELP = {
     "duplicates": "rows dropped because their id is already in the table",
     "late": "messages flagged late",
     "undecodable": "records skipped because they are not of their topic's schema",
+    "reseeks": "times the consumer had moved past records the sink had not read, and was sought back",
+    "expired": "records deleted from a topic (retention) before the sink read them",
     "commits": "Delta commits (table versions) written",
     "failed_commits": "Delta commits that failed (the sink rewound to the log's offsets)",
     "seconds_since_commit": "seconds since the last successful Delta commit",

@@ -48,6 +48,8 @@ class SinkStats:
     duplicates: int = 0
     late: int = 0
     undecodable: int = 0
+    reseeks: int = 0
+    expired: int = 0
     commits: int = 0
     failed_commits: int = 0
     largest_commit: int = 0
@@ -183,10 +185,8 @@ class DatasetSink:
         self._mask: Mask = masker(settings.pii_masking)
         self._lock = asyncio.Lock()
         self._consumer: AIOKafkaConsumer | None = None
-        # Where this sink sought each partition it owns; records fetched from anywhere else
-        # (before the seek, or after the partition was revoked) are ignored.
+        # The next offset this sink expects from each partition it owns (see `_accept`).
         self._positions: dict[TopicPartition, int] = {}
-        self._generation = 0  # bumped by every rebalance: batches fetched across one are dropped
         self.gauges = Gauges()
         self.metrics = sink_metrics(self.stats, self.gauges)
         self._last_commit = time.monotonic()
@@ -210,22 +210,10 @@ class DatasetSink:
         last_log = time.monotonic()
         try:
             while not stop.is_set():
-                generation = self._generation
                 batch = await consumer.getmany(timeout_ms=100, max_records=10_000)
                 async with self._lock:  # not while a rebalance resets positions and indexes
-                    if generation != self._generation:
-                        # A rebalance ran while this batch was fetched: its records may come from
-                        # positions the rebalance moved away from (e.g. its end-offset probe).
-                        # Drop it: the sought positions deliver them again.
-                        batch = {}
                     for tp, records in batch.items():
-                        start = self._positions.get(tp)
-                        if start is None:
-                            continue  # fetched before this sink sought it: it will come again
-                        for record in records:
-                            if record.offset >= start:
-                                self._add(record)
-                                start = self._positions[tp] = record.offset + 1
+                        await self._accept(consumer, tp, records)
                 await self.flush(force=False)
                 self._refresh_gauges(consumer)
                 if time.monotonic() - last_log > 30:
@@ -234,6 +222,51 @@ class DatasetSink:
             await self.flush(force=True)
         finally:
             await consumer.stop()
+
+    async def _accept(
+        self, consumer: AIOKafkaConsumer, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]
+    ) -> None:
+        """Take a partition's records only contiguously from the offset this sink expects next.
+
+        The log is immutable, so a record at the expected offset is right whichever fetch brought
+        it (one from before a seek, or one that ran while a rebalance sought the partition). A
+        record past it is a stale fetch: seek back, never skip — unless the broker says the
+        records in between are gone (retention), which is counted as `expired`.
+        """
+        expected = self._positions.get(tp)
+        if expected is None:
+            return  # not sought by this sink yet (or revoked): the seek delivers it again
+        for record in records:
+            if record.offset < expected:
+                continue  # a repeat of what this sink already has
+            if record.offset > expected:
+                earliest = (await consumer.beginning_offsets([tp]))[tp]
+                if earliest <= expected:
+                    self.stats.reseeks += 1
+                    logger.warning(
+                        "a fetch skipped records this sink has not read: seeking back",
+                        extra={
+                            "topic": tp.topic,
+                            "partition": tp.partition,
+                            "expected": expected,
+                            "got": record.offset,
+                        },
+                    )
+                    if tp in consumer.assignment():
+                        consumer.seek(tp, expected)
+                    return
+                self.stats.expired += record.offset - expected
+                logger.error(
+                    "records deleted from the topic before the sink read them",
+                    extra={
+                        "topic": tp.topic,
+                        "partition": tp.partition,
+                        "from": expected,
+                        "to": record.offset,
+                    },
+                )
+            self._add(record)
+            expected = self._positions[tp] = record.offset + 1
 
     def _add(self, record: ConsumerRecord[bytes, bytes]) -> None:
         self.stats.records += 1
@@ -395,7 +428,6 @@ class DatasetSink:
             logger.warning("Kafka offset commit failed (lag reporting only): %s", exc)
 
     async def _rewind(self) -> None:
-        self._generation += 1
         self._positions.clear()
         for buffer in self.buffers.values():
             buffer.clear()
@@ -438,7 +470,6 @@ class DatasetSink:
             await self.flush(force=True)
         finally:
             async with self._lock:
-                self._generation += 1
                 self._positions.clear()
                 for buffer in self.buffers.values():
                     buffer.clear()
@@ -456,7 +487,6 @@ class DatasetSink:
                 await asyncio.to_thread(buffer.index.preload, today)
             if self._consumer is not None:
                 await self.seek_committed(self._consumer, assigned)
-            self._generation += 1
 
 
 def index_key(table: TableName) -> str:

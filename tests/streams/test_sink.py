@@ -9,6 +9,7 @@ import time
 
 import msgspec
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from features.batch import build_dataset
 from messagehooks import store
@@ -178,3 +179,66 @@ async def test_records_arriving_while_the_sink_joins_are_all_written(settings):
     await _run_until(sink, lambda: producing.done() and len(_ids(settings)) >= 300, timeout=60)
     await producing
     assert sorted(_ids(settings)) == sorted(f"id-{i}" for i in range(300))
+
+
+@pytest.fixture
+async def partition_zero(settings):
+    """A real consumer that owns `messages` partition 0, holding 40 records."""
+    producer = make_producer(settings.bootstrap)
+    await producer.start()
+    try:
+        for topic, key, value in _message_records(settings, 40):
+            await producer.send_and_wait(topic, value=value, key=key, partition=0)
+    finally:
+        await producer.stop()
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    tp = TopicPartition(settings.topics.messages, 0)
+    consumer.assign([tp])
+    try:
+        yield consumer, tp
+    finally:
+        await consumer.stop()
+
+
+async def _read_to_end(sink: DatasetSink, consumer: AIOKafkaConsumer, tp: TopicPartition, end: int) -> None:
+    deadline = time.monotonic() + 20
+    while sink._positions[tp] < end and time.monotonic() < deadline:
+        for records in (await consumer.getmany(tp, timeout_ms=200)).values():
+            await sink._accept(consumer, tp, records)
+
+
+async def test_a_stale_fetch_past_unread_records_seeks_back_instead_of_skipping(settings, partition_zero):
+    """The loss CI found: records fetched from past the sink's position (the end-offset probe, or
+    a fetch racing a rebalance's seek) were taken, and the ones before them never written."""
+    consumer, tp = partition_zero
+    sink = DatasetSink(settings)
+    sink._positions[tp] = 0
+    consumer.seek(tp, 30)
+    stale = next(iter((await consumer.getmany(tp, timeout_ms=5000)).values()))
+    assert stale[0].offset == 30
+    await sink._accept(consumer, tp, stale)
+    assert sink.stats.records == 0
+    assert await consumer.position(tp) == 0
+    await _read_to_end(sink, consumer, tp, 40)
+    assert [row["message_id"] for row in sink.buffers["messages"].rows] == [f"id-{i}" for i in range(40)]
+    assert (sink.stats.reseeks, sink.stats.expired) == (1, 0)
+
+
+async def test_records_deleted_by_retention_before_the_sink_read_them_are_counted(
+    settings, partition_zero, monkeypatch
+):
+    """A gap the broker confirms (its log now starts past the sink's position) is taken and
+    counted, not sought forever. Tansu applies no retention: the broker's answer is injected."""
+    consumer, tp = partition_zero
+    sink = DatasetSink(settings)
+    sink._positions[tp] = 3
+
+    async def log_starts_at_7(partitions):
+        return dict.fromkeys(partitions, 7)
+
+    monkeypatch.setattr(consumer, "beginning_offsets", log_starts_at_7)
+    consumer.seek(tp, 7)
+    await _read_to_end(sink, consumer, tp, 40)
+    assert [row["message_id"] for row in sink.buffers["messages"].rows] == [f"id-{i}" for i in range(7, 40)]
+    assert (sink.stats.reseeks, sink.stats.expired) == (0, 4)
