@@ -69,7 +69,10 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
         "--duration", type=float, default=60.0, help="seconds to run at most (default: %(default)s)"
     )
     simulate.add_argument(
-        "--seed", type=int, default=0, help="same seed, same traffic (default: %(default)s)"
+        "--seed",
+        type=int,
+        default=None,
+        help="same seed, same traffic and message ids (default: a fresh seed, printed at start)",
     )
     simulate.add_argument("--token", help="sent as 'Authorization: Token TOKEN'")
     simulate.add_argument(
@@ -256,11 +259,15 @@ def _run_simulate(settings: Settings, args: argparse.Namespace) -> int:
     from messagehooks.simulate import SimulationOptions, simulate
 
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per POST drowns the summary
+    # A fresh seed by default: the same seed sends the same message ids again, which the dataset
+    # rightly drops as repeats — a second `make run` would seem to add nothing.
+    seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(3), "big")
+    sys.stderr.write(f"simulate: seed {seed} (--seed {seed} sends this traffic again)\n")
     options = SimulationOptions(
         chats=args.chats,
         rate=args.rate,
         duration=args.duration,
-        seed=args.seed,
+        seed=seed,
         escalation=args.escalation,
         dropoff=args.dropoff,
         returning=args.returning,

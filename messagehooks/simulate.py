@@ -461,7 +461,12 @@ async def simulate(
             if summary.messages and summary.messages % 500 == 0:
                 out.write(f"simulate: {summary.messages} messages sent\n")
         if tasks:
-            await asyncio.wait(tasks, timeout=max(5.0, sum(RETRY_GAPS) * options.retry_scale + 10))
+            wait = max(5.0, sum(RETRY_GAPS) * options.retry_scale + 10)
+            if summary.retries:
+                out.write(
+                    f"simulate: up to {wait:.0f} s for {len(tasks)} deliveries Landbot would still retry\n"
+                )
+            await asyncio.wait(tasks, timeout=wait)
     out.write(summary.line() + "\n")
     return summary
 

@@ -1,15 +1,19 @@
 """The traffic simulator: reproducible, statistically what its options say, delivered like Landbot."""
 
 import asyncio
+import http.server
 import io
 import itertools
 import json
+import re
+import threading
 from collections import Counter
 
 import httpx
 import pytest
 
 from ingest.validation import parse_body
+from messagehooks.cli import main
 from messagehooks.errors import ConfigError
 from messagehooks.settings import Hook
 from messagehooks.simulate import DROPOFF, LANGUAGES, SimulationOptions, chat_script, simulate
@@ -153,3 +157,40 @@ def test_simulated_traffic_reaches_the_messages_topic(broker, unique, tmp_path):
     assert summary.messages == len(expected)
     records = asyncio.run(read_topic(broker.bootstrap, f"sim{unique}.messages", expect=len(expected)))
     assert {r["message_id"] for r in records} == expected
+
+
+def test_each_cli_run_sends_new_ids_unless_a_seed_is_given(capsys):
+    """With seed 0 by default, a second `make run` re-sent the first one's message ids, which the
+    dataset drops as repeats: it seemed not to grow. A fresh seed per run, printed to repeat it."""
+    received: list[str] = []
+
+    class Hook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            received.extend(m["_raw"]["uuid"] for m in body["messages"])
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/hooks/default"
+    runs = []
+    try:
+        for seed in ([], [], ["--seed", "5"], ["--seed", "5"]):
+            received.clear()
+            args = ["simulate", "--url", url, "--chats", "3", "--rate", "200", "--time-scale", "0.001"]
+            assert main([*args, "--duration", "1", *seed]) == 0
+            runs.append(set(received))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert all(runs)
+    assert runs[0].isdisjoint(runs[1])
+    assert runs[2] == runs[3]
+    seeds = re.findall(r"simulate: seed (\d+)", capsys.readouterr().err)
+    assert seeds[2:] == ["5", "5"]
+    assert len(seeds) == 4
+    assert seeds[0] != seeds[1]
