@@ -26,10 +26,11 @@ run: $(STAMP)  ## run broker + ingest + worker + sink + simulated traffic; Ctrl-
 test: $(STAMP)  ## run every test (unit, property, integration on the embedded broker)
 	$(BIN)/pytest
 
-check: $(STAMP)  ## format check, lint, type check
+check: $(STAMP)  ## format check, lint, type check, dependency audit
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	.ci/audit $(BIN)/pip-audit
 
 bench: $(STAMP)  ## run the benchmarks (~15 min; needs wrk) -> benchmarks/results/latest.json
 	$(BIN)/python -m benchmarks.run_all

@@ -17,6 +17,26 @@ def _message_schema() -> tuple[dict[str, Any], dict[str, Any]]:
     return schema[0], components
 
 
+# What `ingest.validation.normalize` requires beyond the types of `LandbotMessage`, so that a
+# body valid by this document is accepted (checked by schemathesis in tests/reliability).
+_CHAT_ID = {
+    "description": "A chat id: `_raw.chat`, else `customer.id`",
+    "anyOf": [
+        {"required": ["_raw"], "properties": {"_raw": {"type": "object", "required": ["chat"]}}},
+        {"required": ["customer"], "properties": {"customer": {"type": "object", "required": ["id"]}}},
+    ],
+    "properties": {
+        "_raw": {"properties": {"chat": {"type": ["integer", "string"]}}},
+        "customer": {"properties": {"id": {"type": ["integer", "string"]}}},
+    },
+}
+_DATA_TEXT = {
+    "properties": {
+        "data": {"properties": {key: {"type": ["string", "null"]} for key in ("body", "payload", "action")}}
+    }
+}
+
+
 def _error(description: str) -> dict[str, Any]:
     return {
         "description": description,
@@ -74,7 +94,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                                         "messages": {
                                             "type": "array",
                                             "minItems": 1,
-                                            "items": message_ref,
+                                            "items": {"allOf": [message_ref, _CHAT_ID, _DATA_TEXT]},
                                         }
                                     },
                                 }

@@ -26,7 +26,6 @@ _ROLE_OF_SENDER: Mapping[str, Role] = {
 }
 _OPTION_KEYS = ("buttons", "options", "choices")
 _OPTION_TEXT_KEYS = ("text", "label", "title", "body", "name")
-_INT64 = range(-(2**63), 2**63)  # `seq` is an int64 column of the dataset (messagehooks/store.py)
 
 
 class Envelope(msgspec.Struct):
@@ -57,6 +56,26 @@ class Parsed:
 
 _ENVELOPE = msgspec.json.Decoder(Envelope)
 _MESSAGE = msgspec.json.Decoder(LandbotMessage)
+_UNTYPED_INTEGRAL = msgspec.json.Decoder(float_hook=lambda text: _integral(float(text)))
+
+
+def _integral(value: float) -> int | float:
+    return int(value) if value.is_integer() else value
+
+
+def _decode_message(original: bytes) -> LandbotMessage:
+    """Decode strictly; on a type error, once more reading `14397.0` as the integer it is.
+
+    JSON has one number type (and JSON Schema's "integer" takes 14397.0); msgspec's strict
+    `int` does not, so a message valid by the OpenAPI document would be rejected. The slow
+    path runs only for messages the fast one refused.
+    """
+    try:
+        return _MESSAGE.decode(original)
+    except msgspec.ValidationError as exc:
+        if "got `float`" not in str(exc):
+            raise
+        return msgspec.convert(_UNTYPED_INTEGRAL.decode(original), LandbotMessage)
 
 
 def decode_envelope(body: bytes, *, max_messages: int) -> list[msgspec.Raw]:
@@ -146,7 +165,7 @@ def normalize(
             to another channel than the hook's.
     """
     try:
-        landbot = _MESSAGE.decode(original)
+        landbot = _decode_message(original)
     except msgspec.ValidationError as exc:
         raise InvalidPayload("invalid_message", str(exc), field=_field_of(exc)) from exc
     except (msgspec.DecodeError, RecursionError) as exc:
@@ -169,10 +188,6 @@ def normalize(
     payload = _text(landbot.data, "payload")
     action = landbot.action or _text(landbot.data, "action") or (landbot.raw.action if landbot.raw else None)
     seq = landbot.raw.seq if landbot.raw else None
-    if seq is not None and seq not in _INT64:
-        # msgspec decodes integers of any size; one out of int64 range would fail every commit
-        # of the dataset sink (an endless rewind), so it is rejected here.
-        raise InvalidPayload("invalid_message", "`_raw.seq` does not fit in 64 bits", field="$._raw.seq")
     sender = landbot.sender
     return Message(
         message_id=message_id(

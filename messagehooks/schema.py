@@ -4,7 +4,7 @@ The Landbot structs mirror DESIGN §2 and tolerate unknown fields (msgspec ignor
 new field from Landbot never fails a delivery; the original bytes travel alongside as `raw`.
 """
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -17,6 +17,13 @@ TURN_ROLES: frozenset[str] = frozenset({"customer", "bot", "agent"})
 
 # Scalars Landbot sends as ids: usually ints, sometimes strings (UUIDs, phone numbers).
 Id = int | str
+
+# `seq` is an int64 column of the dataset (messagehooks/store.py): a larger one would fail every
+# commit of the sink, so the payload's schema (and the OpenAPI document) bound it.
+Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+
+# Event times are Unix seconds; outside 1970..9999 they have no UTC date to partition by.
+UnixSeconds = Annotated[float, msgspec.Meta(ge=0, le=253_402_300_799, description="Unix seconds")]
 
 
 class LandbotSender(msgspec.Struct, kw_only=True):
@@ -47,7 +54,7 @@ class LandbotRaw(msgspec.Struct, kw_only=True):
 
     chat: Id | None = None
     uuid: str | None = None
-    seq: int | None = None
+    seq: Int64 | None = None
     author_type: str | None = None
     action: str | None = None
 
@@ -56,7 +63,7 @@ class LandbotMessage(msgspec.Struct, kw_only=True, rename={"raw": "_raw"}):
     """One element of a MessageHook body's `messages` list."""
 
     type: str
-    timestamp: float
+    timestamp: UnixSeconds
     data: dict[str, Any] = msgspec.field(default_factory=dict)
     sender: LandbotSender | None = None
     customer: LandbotCustomer | None = None

@@ -278,7 +278,7 @@ class DatasetSink:
             buffer.since = time.monotonic()
         try:
             row = self._row(name, record, buffer.index)
-        except (msgspec.MsgspecError, orjson.JSONDecodeError, ValueError, TypeError) as exc:
+        except (msgspec.MsgspecError, orjson.JSONDecodeError, ValueError, TypeError, OverflowError) as exc:
             self.stats.undecodable += 1
             logger.error(
                 "record skipped: not a %s record",

@@ -122,6 +122,21 @@ def test_integer_timestamp_and_string_chat_and_extra_fields():
     assert _one(custom).body == "x"
 
 
+def test_integral_floats_are_the_integers_they_are():
+    """JSON (and JSON Schema's "integer", hence the OpenAPI document) does not tell 3.0 from 3."""
+    message = _one(_msg("text", "customer", {"body": "x"}, _raw={"chat": 42.0, "seq": 3.0}))
+    assert (message.chat_id, message.seq) == ("42", 3)
+    parsed = _parse(json.dumps({"messages": [_msg("text", "bot", {}, _raw={"seq": 3.5})]}).encode())
+    assert [r.field for r in parsed.rejections] == ["$._raw.seq"]
+
+
+@pytest.mark.parametrize("timestamp", [-1.0, 1e20, 253_402_300_800.0])
+def test_a_timestamp_without_a_utc_date_is_rejected(timestamp):
+    """The dataset partitions by the event's UTC date; 1e20 s has none (the sink could not file it)."""
+    parsed = _parse(json.dumps({"messages": [_msg("text", "bot", {}, timestamp=timestamp)]}).encode())
+    assert [(r.reason, r.field) for r in parsed.rejections] == [("invalid_message", "$.timestamp")]
+
+
 def test_customer_id_is_the_chat_fallback():
     message = _msg("text", "customer", {"body": "x"})
     del message["_raw"]

@@ -156,11 +156,13 @@ async def test_a_row_that_does_not_fit_the_schema_is_skipped_not_retried_forever
     poison = msgspec.structs.replace(message(chat="c1", ts=BASE_TS, message_id="poison"), seq=2**70)
     records = _message_records(settings, 10)
     records.insert(5, (settings.topics.messages, b"c1", encode_message(poison)))
+    dateless = message(chat="c2", ts=1e20, message_id="dateless")  # no UTC date to partition by
+    records.insert(7, (settings.topics.messages, b"c2", encode_message(dateless)))
     await _produce(settings, records)
     sink = DatasetSink(settings)
     await _run_until(sink, lambda: len(_ids(settings)) >= 10)
     assert sorted(_ids(settings)) == sorted(f"id-{i}" for i in range(10))
-    assert sink.stats.undecodable == 1
+    assert sink.stats.undecodable == 2
     assert sink.stats.failed_commits == 0
 
 
