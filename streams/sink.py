@@ -35,6 +35,16 @@ from streams.tables import Mask, conversation_row, dead_letter_row, is_late, mas
 
 logger = logging.getLogger(__name__)
 
+DRAIN_SECONDS = 6.0
+"""On a graceful stop, how long the sink reads on towards the topics' end (`up` waits 10 s).
+
+`up` stops the ingest and the worker before the sink, so the topics are complete by then; with
+the embedded, in-memory broker whatever the sink left in them would die with the broker.
+"""
+
+FETCH_MAX_WAIT_MS = 500
+"""How long the broker may hold a fetch for new records (aiokafka's default, made explicit)."""
+
 MAX_CACHED_DATES = 8
 """Date partitions whose ids a table's index keeps in memory (older ones reload on demand)."""
 
@@ -192,7 +202,10 @@ class DatasetSink:
         self._last_commit = time.monotonic()
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Consume and commit until `stop` is set; the last buffered rows are committed then."""
+        """Consume and commit until `stop` is set, then drain the topics and commit the rest.
+
+        The drain reads on until a whole fetch comes back empty, for at most `DRAIN_SECONDS`.
+        """
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.settings.bootstrap,
             group_id=self.settings.sink_group,
@@ -202,15 +215,20 @@ class DatasetSink:
             session_timeout_ms=int(self.settings.session_timeout * 1000),
             heartbeat_interval_ms=max(100, int(self.settings.session_timeout * 150)),
             max_partition_fetch_bytes=4 * 1024 * 1024,
+            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
         )
         self._consumer = consumer
         consumer.subscribe(list(self.tables), listener=_Listener(self))
         await consumer.start()
         logger.info("dataset sink started", extra={"root": self.root, "group": self.settings.sink_group})
         last_log = time.monotonic()
+        drain_until: float | None = None
         try:
-            while not stop.is_set():
-                batch = await consumer.getmany(timeout_ms=100, max_records=10_000)
+            while True:
+                stopping = stop.is_set()
+                # Stopping, wait out a whole fetch: an empty answer then means the topics' end.
+                wait_ms = 2 * FETCH_MAX_WAIT_MS if stopping else 100
+                batch = await consumer.getmany(timeout_ms=wait_ms, max_records=10_000)
                 async with self._lock:  # not while a rebalance resets positions and indexes
                     for tp, records in batch.items():
                         await self._accept(consumer, tp, records)
@@ -219,9 +237,26 @@ class DatasetSink:
                 if time.monotonic() - last_log > 30:
                     logger.info("sink stats", extra=vars(self.stats))
                     last_log = time.monotonic()
+                if stop.is_set():
+                    drain_until = drain_until or time.monotonic() + DRAIN_SECONDS
+                    if stopping and not batch and self._caught_up(consumer):
+                        break
+                    if time.monotonic() > drain_until:
+                        logger.warning(
+                            "stopping before the end of the topics", extra={"lag": self.gauges.lag}
+                        )
+                        break
             await self.flush(force=True)
         finally:
             await consumer.stop()
+
+    def _caught_up(self, consumer: AIOKafkaConsumer) -> bool:
+        """Whether every partition this sink owns is read to its high watermark (last fetch)."""
+        for tp, position in self._positions.items():
+            highwater = consumer.highwater(tp)
+            if highwater is None or position < highwater:
+                return False
+        return True
 
     async def _accept(
         self, consumer: AIOKafkaConsumer, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]

@@ -244,3 +244,28 @@ async def test_records_deleted_by_retention_before_the_sink_read_them_are_counte
     await _read_to_end(sink, consumer, tp, 40)
     assert [row["message_id"] for row in sink.buffers["messages"].rows] == [f"id-{i}" for i in range(7, 40)]
     assert (sink.stats.reseeks, sink.stats.expired) == (0, 4)
+
+
+async def test_a_graceful_stop_reads_the_topics_to_their_end(settings):
+    """`up` stops the ingest and the worker, then the sink: what they published last must reach
+    the tables, since an in-memory broker takes whatever is left in the topics with it."""
+    await _produce(settings, _message_records(settings, 10))
+    sink = DatasetSink(settings)
+    stop = asyncio.Event()
+    task = asyncio.create_task(sink.run(stop))
+    deadline = time.monotonic() + 30
+    while len(_ids(settings)) < 10 and time.monotonic() < deadline:
+        await asyncio.wait([task], timeout=0.1)  # the table is polled: nothing to wait on
+    producer = make_producer(settings.bootstrap)
+    await producer.start()
+    try:
+        sends = [
+            await producer.send(topic, value=value, key=key)
+            for topic, key, value in _message_records(settings, 1000, start=10)
+        ]
+        await asyncio.gather(*sends)
+    finally:
+        await producer.stop()
+    stop.set()  # the last records are published (acknowledged), not necessarily read yet
+    await asyncio.wait_for(task, 30)
+    assert sorted(_ids(settings)) == sorted(f"id-{i}" for i in range(1010))
