@@ -33,6 +33,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from schemathesis.specs.openapi.checks import negative_data_rejection  # no public path in 4.x
 from starlette.datastructures import Secret
 
 from ingest.records import dead_letter_record, message_records
@@ -782,26 +783,41 @@ def served(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> 
 @pytest.mark.parametrize("mode", list(schemathesis.GenerationMode), ids=str)
 def test_requests_generated_from_the_served_openapi_document_get_documented_answers(served, mode):
     """schemathesis, stateless and bounded: requests that fit the served document (positive) must
-    be accepted, requests that break it (negative) rejected with a 4xx; every answer a documented
-    status, content type and schema, never a 5xx."""
+    be accepted, requests that break it (negative) refused; every answer a documented status,
+    content type and schema, never a 5xx.
+
+    "Refused" follows the ingest's contract (docs/ingest.md): a body whose every message is bad
+    gets a 4xx; a body with some good messages gets 200 with the bad ones counted in `rejected`
+    (a 4xx would make Landbot send the good ones again) — so schemathesis's own "negative data
+    must get a 4xx" check is replaced by that rule. Derandomized: the same examples every run,
+    so a CI run cannot fail on an input the previous one never tried.
+    """
     url, schema = served
+    negative = mode == schemathesis.GenerationMode.NEGATIVE
     statuses: Counter[tuple[str, int]] = Counter()
     for result in schema.get_all_operations():
         operation = result.ok()
         hook = "{hook}" in operation.path
-        if mode == schemathesis.GenerationMode.NEGATIVE and not hook:
+        if negative and not hook:
             continue  # no parameters, no body: nothing to break
 
-        @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+        @settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
         @given(case=operation.as_strategy(mode, path_parameters={"hook": "shop"} if hook else None))
         def check(case: schemathesis.Case) -> None:
-            response = case.call_and_validate(base_url=url, headers={"Authorization": AUTH}, timeout=10)
+            response = case.call_and_validate(
+                base_url=url,
+                headers={"Authorization": AUTH},
+                timeout=10,
+                excluded_checks=[negative_data_rejection] if negative else None,
+            )
             statuses[(case.operation.label, response.status_code)] += 1
+            if negative and response.status_code == 200:
+                assert response.json()["rejected"] >= 1, response.text
 
         check()
     hook_statuses = {status for (label, status) in statuses if label == "POST /hooks/{hook}"}
-    if mode == schemathesis.GenerationMode.POSITIVE:
-        assert hook_statuses == {200}, statuses
+    if negative:
+        assert hook_statuses - {200}, statuses  # most broken bodies are refused outright
+        assert all(status == 200 or 400 <= status < 500 for status in hook_statuses), statuses
     else:
-        assert hook_statuses, statuses
-        assert all(400 <= status < 500 for status in hook_statuses), statuses
+        assert hook_statuses == {200}, statuses
