@@ -19,16 +19,19 @@ def _message_schema() -> tuple[dict[str, Any], dict[str, Any]]:
 
 # What `ingest.validation.normalize` requires beyond the types of `LandbotMessage`, so that a
 # body valid by this document is accepted (checked by schemathesis in tests/reliability).
+_ID = {"anyOf": [{"type": "integer"}, {"type": "string", "minLength": 1}]}
 _CHAT_ID = {
-    "description": "A chat id: `_raw.chat`, else `customer.id`",
+    "description": "A chat id: `_raw.chat`, else `customer.id`; a null or empty one does not count",
     "anyOf": [
-        {"required": ["_raw"], "properties": {"_raw": {"type": "object", "required": ["chat"]}}},
-        {"required": ["customer"], "properties": {"customer": {"type": "object", "required": ["id"]}}},
+        {
+            "required": ["_raw"],
+            "properties": {"_raw": {"type": "object", "required": ["chat"], "properties": {"chat": _ID}}},
+        },
+        {
+            "required": ["customer"],
+            "properties": {"customer": {"type": "object", "required": ["id"], "properties": {"id": _ID}}},
+        },
     ],
-    "properties": {
-        "_raw": {"properties": {"chat": {"type": ["integer", "string"]}}},
-        "customer": {"properties": {"id": {"type": ["integer", "string"]}}},
-    },
 }
 _DATA_TEXT = {
     "properties": {

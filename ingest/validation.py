@@ -186,7 +186,8 @@ def normalize(
     if body is None:  # decode the whole message again only when the fallback is needed
         body = _raw_field(original, "message")
     payload = _text(landbot.data, "payload")
-    action = landbot.action or _text(landbot.data, "action") or (landbot.raw.action if landbot.raw else None)
+    data_action = _text(landbot.data, "action")  # checked even when the top-level action wins
+    action = landbot.action or data_action or (landbot.raw.action if landbot.raw else None)
     seq = landbot.raw.seq if landbot.raw else None
     sender = landbot.sender
     return Message(

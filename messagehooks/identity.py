@@ -19,12 +19,15 @@ def trace_id(sentry_trace: str | None) -> str | None:
 
 
 def chat_id(message: LandbotMessage) -> str | None:
-    """`_raw.chat`, else `customer.id` (they differ in real traffic), as a string."""
-    if message.raw is not None and message.raw.chat is not None:
-        return _id_text(message.raw.chat)
-    if message.customer is not None and message.customer.id is not None:
-        return _id_text(message.customer.id)
-    return None
+    """`_raw.chat`, else `customer.id` (they differ in real traffic), as a string.
+
+    A null or empty one does not count: "" would merge every such customer into one chat.
+    """
+    candidates = (
+        message.raw.chat if message.raw is not None else None,
+        message.customer.id if message.customer is not None else None,
+    )
+    return next((_id_text(value) for value in candidates if value is not None and value != ""), None)
 
 
 def message_id(

@@ -156,6 +156,15 @@ def test_partly_bad_batch_keeps_the_valid_messages():
     assert json.loads(parsed.rejections[0].original) == bad
 
 
+@pytest.mark.parametrize("key", ["body", "payload", "action"])
+def test_data_text_of_the_wrong_type_is_rejected_even_when_unused(key):
+    """The document promises text or null at `data.body|payload|action`; found by schemathesis:
+    `data.action: 2` was accepted because a top-level `action` made it unused."""
+    message = _msg("event", "customer", {"body": "x", key: 2}, action="assign")
+    parsed = _parse(json.dumps({"messages": [message]}).encode())
+    assert [(r.reason, r.field) for r in parsed.rejections] == [("invalid_message", f"$.data.{key}")]
+
+
 def test_channel_mismatch_is_rejected():
     hook = Hook("shop", channel="761536")
     with pytest.raises(InvalidPayload, match="channel") as info:

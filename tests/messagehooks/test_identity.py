@@ -27,6 +27,13 @@ def test_chat_id_prefers_raw_chat_over_customer_id():
     assert chat_id(_landbot()) is None
 
 
+def test_a_null_or_empty_chat_id_does_not_count():
+    assert chat_id(_landbot(_raw={"chat": None}, customer={"id": 7})) == "7"
+    assert chat_id(_landbot(_raw={"chat": ""}, customer={"id": 7})) == "7"
+    assert chat_id(_landbot(_raw={"chat": ""}, customer={"id": ""})) is None
+    assert chat_id(_landbot(_raw={"chat": 0})) == "0"
+
+
 def test_uuid_wins_then_trace_then_hash():
     with_uuid = _landbot(_raw={"chat": 1, "uuid": "u-1"})
     kwargs = {"chat": "1", "body": "hi", "payload": None}
