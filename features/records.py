@@ -2,6 +2,11 @@
 
 All records are frozen msgspec structs, so they encode to JSON (the `turn-pairs` and
 `conversations` topics) and convert to pandas rows without a translation layer.
+
+They are also untracked by the cyclic garbage collector (`gc=False`): a backfill holds millions
+of them, and every full collection walked them all (1.57x backfill throughput without it,
+docs/BENCHMARKS.md). That is safe because a frozen record with only immutable fields (text,
+numbers, tuples of records) cannot be part of a reference cycle — a test keeps it so.
 """
 
 from typing import Literal
@@ -17,14 +22,14 @@ TurnRole = Literal["customer", "bot", "agent"]
 """The roles that form turns (sys and unknown messages, and events, never do)."""
 
 
-class ContextTurn(msgspec.Struct, frozen=True, kw_only=True):
+class ContextTurn(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """A turn preceding a pair's prompt, as given to a model for context."""
 
     role: TurnRole
     text: str
 
 
-class TranscriptEntry(msgspec.Struct, frozen=True, kw_only=True):
+class TranscriptEntry(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One turn of a conversation transcript; `ts` is the turn's first message time."""
 
     role: TurnRole
@@ -32,7 +37,7 @@ class TranscriptEntry(msgspec.Struct, frozen=True, kw_only=True):
     ts: float
 
 
-class Turn(msgspec.Struct, frozen=True, kw_only=True):
+class Turn(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """A maximal run of consecutive messages from one role inside a conversation.
 
     `country`, `channel_id` and `agent_assigned` are the chat's values as of the turn's last
@@ -56,7 +61,7 @@ class Turn(msgspec.Struct, frozen=True, kw_only=True):
     schema_version: int = SCHEMA_VERSION
 
 
-class TurnPair(msgspec.Struct, frozen=True, kw_only=True):
+class TurnPair(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """A prompt turn and the next turn answering it, with the per-pair features (DESIGN §6).
 
     For an unanswered pair (`answered` False) every `response_*` field and `latency_s` is None.
@@ -107,7 +112,7 @@ class TurnPair(msgspec.Struct, frozen=True, kw_only=True):
     schema_version: int = SCHEMA_VERSION
 
 
-class Conversation(msgspec.Struct, frozen=True, kw_only=True):
+class Conversation(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """A closed conversation: its counts, conversation-level features and transcript.
 
     Message counts by role cover non-event messages; events are counted in `event_messages`.
