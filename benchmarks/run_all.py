@@ -22,7 +22,7 @@ RESULTS = HERE / "results"
 # (module, arguments, arguments with --quick)
 BENCHMARKS: list[tuple[str, list[str], list[str]]] = [
     ("bench_ingest", ["--repeat", "3", "--duration", "8"], ["--repeat", "1", "--duration", "4"]),
-    ("bench_stream", ["--messages", "20000", "--repeat", "3", "--two-workers"],
+    ("bench_stream", ["--messages", "60000", "--repeat", "3", "--two-workers"],
      ["--messages", "15000", "--repeat", "1"]),
     ("bench_sink", ["--pairs", "100000", "--rate", "200", "--seconds", "20", "--repeat", "3"],
      ["--pairs", "20000", "--rate", "200", "--seconds", "8", "--repeat", "1"]),
