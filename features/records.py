@@ -4,8 +4,8 @@ All records are frozen msgspec structs, so they encode to JSON (the `turn-pairs`
 `conversations` topics) and convert to pandas rows without a translation layer.
 
 They are also untracked by the cyclic garbage collector (`gc=False`): a backfill holds millions
-of them, and every full collection walked them all (1.57x backfill throughput without it,
-docs/BENCHMARKS.md). That is safe because a frozen record with only immutable fields (text,
+of them, and every full collection walked them all (untracking them made the backfill 1.57x
+faster, docs/BENCHMARKS.md). That is safe because a frozen record with only immutable fields (text,
 numbers, tuples of records) cannot be part of a reference cycle — a test keeps it so.
 """
 
