@@ -13,6 +13,7 @@ import struct
 import subprocess
 import sys
 import time
+import uuid
 from types import TracebackType
 from typing import Self
 
@@ -86,6 +87,9 @@ class EmbeddedBroker:
     def __init__(self, port: int | None = None, host: str = "127.0.0.1") -> None:
         self.host = host
         self.port = port or free_port()
+        # A fresh cluster id per start: the broker keeps its topics in memory, so each start is
+        # a new cluster, and the dataset sink fences its offsets by cluster and topic id.
+        self.cluster_id = f"messagehooks-{uuid.uuid4().hex}"
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -114,6 +118,8 @@ class EmbeddedBroker:
             url,
             "--storage-engine",
             "memory://tansu/",
+            "--cluster-id",
+            self.cluster_id,
         ]
         self._process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
             command,

@@ -12,6 +12,9 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from confluent_kafka import KafkaError as ConfluentError
+from confluent_kafka import KafkaException, TopicCollection
+from confluent_kafka.admin import AdminClient
 
 from messagehooks.settings import Settings
 
@@ -78,3 +81,44 @@ async def topics_present(producer: AIOKafkaProducer, names: Iterable[str], timeo
         return False
     known = cluster.topics()
     return all(name in known for name in names)
+
+
+class TopicIncarnations:
+    """Tells which incarnation of each topic a cluster serves now: ``{cluster id}/{topic id}``.
+
+    Offsets only mean something within one incarnation of a topic: a topic deleted and created
+    again, a fresh in-memory broker or another cluster starts its offsets at 0 again. Kafka gives
+    every topic a random id when it is created (Metadata v10+, KIP-516) and every cluster an id
+    when its storage is formatted; the embedded broker is started with a fresh cluster id each
+    time. aiokafka speaks Metadata only up to v5 (no topic ids), so this asks through
+    librdkafka's admin client. Blocking: call it in a thread.
+    """
+
+    def __init__(self, bootstrap: str, timeout: float = 10.0) -> None:
+        self._timeout = timeout
+        config: dict[str, Any] = {
+            "bootstrap.servers": bootstrap,
+            "client.id": "messagehooks-incarnations",
+            # librdkafka logs idle disconnects to stderr: route its lines to logging instead.
+            "logger": logging.getLogger("messagehooks.librdkafka"),
+        }
+        self._admin = AdminClient(config)
+
+    def lookup(self, topics: Iterable[str]) -> dict[str, str | None]:
+        """Each topic's incarnation, or None for a topic the cluster does not have (now).
+
+        Raises:
+            KafkaException: the cluster did not answer within the timeout.
+        """
+        names = sorted(set(topics))
+        cluster = self._admin.describe_cluster(request_timeout=self._timeout).result().cluster_id
+        futures = self._admin.describe_topics(TopicCollection(names), request_timeout=self._timeout)
+        found: dict[str, str | None] = {}
+        for name, future in futures.items():
+            try:
+                found[name] = f"{cluster}/{future.result().topic_id}"
+            except KafkaException as exc:
+                if exc.args[0].code() != ConfluentError.UNKNOWN_TOPIC_OR_PART:
+                    raise
+                found[name] = None
+        return found

@@ -326,7 +326,8 @@ COLUMN_DOCS: Mapping[str, str] = {
     "late": "arrived more than ALLOWED_LATENESS older than its chat's newest message: stored, not paired",
     "source_partition": "Kafka partition of the `messages` record (null when backfilled)",
     "source_offset": "Kafka offset of the `messages` record (null when backfilled)",
-    "dead_letter_id": "`{topic}:{partition}:{offset}` of the dead-letter record",
+    "dead_letter_id": "`{topic}:{partition}:{offset}@{tag}`: the record's position; the tag names the "
+    "topic's incarnation",
     "source": "`ingest` (rejected payload) or `streams` (record the worker could not process)",
     "original": "the rejected bytes as text (base64 when not UTF-8), PII masked",
 }

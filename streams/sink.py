@@ -26,6 +26,7 @@ from aiokafka.structs import ConsumerRecord
 from deltalake import DeltaTable
 
 from messagehooks import store
+from messagehooks.kafka import TopicIncarnations
 from messagehooks.kafka_compat import end_offsets
 from messagehooks.schema import decode_message
 from messagehooks.settings import Settings
@@ -47,6 +48,9 @@ FETCH_MAX_WAIT_MS = 500
 
 MAX_CACHED_DATES = 8
 """Date partitions whose ids a table's index keeps in memory (older ones reload on demand)."""
+
+INCARNATION_CHECK_SECONDS = 2.0
+"""How often a running sink asks whether a topic it reads was deleted and created again."""
 
 
 @dataclass
@@ -169,9 +173,14 @@ class TableBuffer:
         self.since = time.monotonic()
 
 
-def app_id(group: str, tp: TopicPartition) -> str:
-    """The Delta application-transaction id under which a partition's next offset is recorded."""
-    return f"{group}:{tp.topic}:{tp.partition}"
+def app_id(group: str, tp: TopicPartition, incarnation: str) -> str:
+    """The Delta application-transaction id under which a partition's next offset is recorded.
+
+    It names the topic's incarnation (cluster id and topic id): offsets recorded for another
+    incarnation — the topic deleted and created again, a fresh embedded broker, another cluster —
+    are never looked up, so never used to seek.
+    """
+    return f"{group}:{tp.topic}:{tp.partition}:{incarnation}"
 
 
 class DatasetSink:
@@ -197,6 +206,10 @@ class DatasetSink:
         self._consumer: AIOKafkaConsumer | None = None
         # The next offset this sink expects from each partition it owns (see `_accept`).
         self._positions: dict[TopicPartition, int] = {}
+        # The incarnation of each input topic the positions above belong to (see `app_id`).
+        self._incarnations: dict[str, str | None] = {}
+        self._lookup: TopicIncarnations | None = None
+        self._next_incarnation_check = 0.0
         self.gauges = Gauges()
         self.metrics = sink_metrics(self.stats, self.gauges)
         self._last_commit = time.monotonic()
@@ -218,6 +231,7 @@ class DatasetSink:
             fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
         )
         self._consumer = consumer
+        self._lookup = TopicIncarnations(self.settings.bootstrap)
         consumer.subscribe(list(self.tables), listener=_Listener(self))
         await consumer.start()
         logger.info("dataset sink started", extra={"root": self.root, "group": self.settings.sink_group})
@@ -233,6 +247,7 @@ class DatasetSink:
                     for tp, records in batch.items():
                         await self._accept(consumer, tp, records)
                 await self.flush(force=False)
+                await self._check_incarnations(consumer)
                 self._refresh_gauges(consumer)
                 if time.monotonic() - last_log > 30:
                     logger.info("sink stats", extra=vars(self.stats))
@@ -358,6 +373,7 @@ class DatasetSink:
                 partition=record.partition,
                 offset=record.offset,
                 mask=self._mask,
+                incarnation=self._incarnations.get(record.topic),
             )
         key = row[index_key(name)]
         day = row[PARTITION_COLUMN]
@@ -401,7 +417,11 @@ class DatasetSink:
     async def _commit(self, buffer: TableBuffer) -> int:
         data = self._arrow(buffer)
         rows = data.num_rows
-        offsets = {app_id(self.settings.sink_group, tp): offset for tp, offset in buffer.next_offsets.items()}
+        offsets = {
+            app_id(self.settings.sink_group, tp, incarnation): offset
+            for tp, offset in buffer.next_offsets.items()
+            if (incarnation := self._incarnations.get(tp.topic)) is not None
+        }
         started = time.perf_counter()
         version = await asyncio.to_thread(store.write, self.root, buffer.spec.name, data, offsets=offsets)
         elapsed = time.perf_counter() - started
@@ -472,20 +492,30 @@ class DatasetSink:
         await asyncio.sleep(1.0)
 
     async def seek_committed(self, consumer: AIOKafkaConsumer, partitions: Iterable[TopicPartition]) -> None:
-        """Seek each partition to the offset its table's last commit recorded (or the start)."""
+        """Seek each partition to where its table's log says, for the topic's current incarnation.
+
+        No offset recorded for this incarnation (a new topic, a fresh broker, another cluster, or
+        a dataset written before offsets named incarnations): the partition is read from the start.
+        """
         by_table: dict[TableName, list[TopicPartition]] = {}
         for tp in partitions:
             by_table.setdefault(self.tables[tp.topic], []).append(tp)
+        if not by_table:
+            return
+        topics = {tp.topic for tps in by_table.values() for tp in tps}
+        self._incarnations.update(await self._lookup_incarnations(topics))
         for table, tps in by_table.items():
-            ids = [app_id(self.settings.sink_group, tp) for tp in tps]
-            versions = await asyncio.to_thread(store.transaction_versions, self.root, table, ids)
+            incarnation = self._incarnations.get(tps[0].topic)
+            ids = [app_id(self.settings.sink_group, tp, incarnation or "") for tp in tps]
+            found = await asyncio.to_thread(store.transaction_versions, self.root, table, ids)
+            versions = found if incarnation is not None else [None] * len(tps)
             ends = await end_offsets(consumer, tps, self.settings.embedded)
             for tp, version in zip(tps, versions, strict=True):
                 if version is not None and version > ends[tp]:
-                    # The log is ahead of the topic: it was recreated (e.g. a fresh in-memory
-                    # broker). Read it all again; the key deduplication keeps rows unique.
-                    logger.error(
-                        "the Delta log is ahead of the topic (recreated?): reading it from the start",
+                    # Same incarnation, yet the log is ahead of the topic: records were lost
+                    # by the broker itself (e.g. an unclean leader election). Read what is there.
+                    logger.warning(
+                        "the Delta log is ahead of the topic: reading it from the start",
                         extra={"topic": tp.topic, "partition": tp.partition, "log": version, "end": ends[tp]},
                     )
                     version = None
@@ -496,8 +526,63 @@ class DatasetSink:
                 self._positions[tp] = version or 0
                 logger.info(
                     "partition assigned",
-                    extra={"topic": tp.topic, "partition": tp.partition, "offset": version},
+                    extra={
+                        "topic": tp.topic,
+                        "partition": tp.partition,
+                        "offset": version,
+                        "incarnation": incarnation,
+                        "from": "the Delta log"
+                        if version is not None
+                        else "the start (no offset recorded for this incarnation of the topic)",
+                    },
                 )
+
+    async def _lookup_incarnations(self, topics: Iterable[str]) -> dict[str, str | None]:
+        """The topics' incarnations now (None where unknown: their offsets are then not recorded)."""
+        if self._lookup is None:
+            return {}
+        try:
+            return await asyncio.to_thread(self._lookup.lookup, topics)
+        except Exception as exc:  # the broker is away: keep reading, record no offsets meanwhile
+            logger.warning("could not look up the topics' incarnations: %s", exc)
+            return dict.fromkeys(topics)
+
+    async def _check_incarnations(self, consumer: AIOKafkaConsumer) -> None:
+        """Re-read from its start a topic deleted and created again under this running sink.
+
+        Its records at the offsets this sink expects are not the ones it expects. What the sink
+        holds is committed first, under the old incarnation (those records are gone from the
+        topic); the key deduplication keeps the rows of the second read unique.
+        """
+        if time.monotonic() < self._next_incarnation_check:
+            return
+        self._next_incarnation_check = time.monotonic() + INCARNATION_CHECK_SECONDS
+        assigned = {tp.topic for tp in self._positions}
+        if not assigned:
+            return
+        now = await self._lookup_incarnations(assigned)
+        changed = {
+            topic: incarnation
+            for topic, incarnation in now.items()
+            if incarnation is not None and incarnation != self._incarnations.get(topic)
+        }
+        if not changed:
+            return  # deleted topics may come back: wait for their new incarnation
+        await self.flush(force=True)
+        async with self._lock:
+            for topic, incarnation in changed.items():
+                before, self._incarnations[topic] = self._incarnations.get(topic), incarnation
+                if before is None:
+                    continue  # unknown when assigned: it was read from the start anyway
+                logger.info(
+                    "topic %s was created again: reading it from its start",
+                    topic,
+                    extra={"before": before, "now": incarnation},
+                )
+                for tp in [tp for tp in self._positions if tp.topic == topic]:
+                    self._positions[tp] = 0
+                    if tp in consumer.assignment():
+                        await consumer.seek_to_beginning(tp)
 
     async def on_revoked(self, revoked: set[TopicPartition]) -> None:
         """Commit what is buffered while the partitions are still ours."""

@@ -5,6 +5,7 @@ one table. Features that look at the text (e.g. `prompt_has_email`) were compute
 the original, which is what a model may use without ever seeing the address itself.
 """
 
+import hashlib
 from collections.abc import Callable
 from typing import Any
 
@@ -87,10 +88,28 @@ def conversation_row(value: bytes | Conversation, mask: Mask) -> dict[str, Any]:
     return row
 
 
+def incarnation_tag(incarnation: str | None) -> str:
+    """12 hex digits naming a topic incarnation (``cluster id/topic id``), or "unknown"."""
+    if incarnation is None:
+        return "unknown"
+    return hashlib.blake2b(incarnation.encode(), digest_size=6).hexdigest()
+
+
 def dead_letter_row(
-    value: bytes, *, key: bytes | None, topic: str, partition: int, offset: int, mask: Mask
+    value: bytes,
+    *,
+    key: bytes | None,
+    topic: str,
+    partition: int,
+    offset: int,
+    mask: Mask,
+    incarnation: str | None = None,
 ) -> dict[str, Any]:
-    """A `dead_letters` row; its id is the record's position, unique in the topic.
+    """A `dead_letters` row; its id is the record's position in one incarnation of the topic.
+
+    Offsets start at 0 again in a topic created anew (or on a fresh embedded broker), so the id
+    carries a tag of the incarnation (`incarnation_tag`): a re-read keeps the id, a new record
+    at an old position gets a new one.
 
     Raises:
         orjson.JSONDecodeError: the record is not JSON.
@@ -103,7 +122,7 @@ def dead_letter_row(
     from_streams = key == b"streams"
     received_at = float(record.get("received_at") or 0.0)
     return {
-        "dead_letter_id": f"{topic}:{partition}:{offset}",
+        "dead_letter_id": f"{topic}:{partition}:{offset}@{incarnation_tag(incarnation)}",
         "source": "streams" if from_streams else "ingest",
         "hook": None if from_streams else record.get("hook"),
         "request_id": record.get("request_id"),

@@ -400,3 +400,26 @@ def test_late_ids_known_example():
         message(chat="y", ts=BASE_TS, message_id="other-chat"),
     ]
     assert late_ids([*ms, ms[2]], 10.0) == {"late"}
+
+
+def test_a_dead_letter_at_an_old_position_of_a_new_topic_incarnation_gets_a_new_id():
+    """Offsets start at 0 again on a fresh broker: position alone merged new dead letters into old ones."""
+    mask = masker(True)
+
+    def dead_letter_id(incarnation: str | None) -> str:
+        row = dead_letter_row(
+            _dead_letter_value(),
+            key=None,
+            topic="t",
+            partition=0,
+            offset=3,
+            mask=mask,
+            incarnation=incarnation,
+        )
+        return str(row["dead_letter_id"])
+
+    first, again, fresh = dead_letter_id("c1/t1"), dead_letter_id("c1/t1"), dead_letter_id("c2/t9")
+    assert first == again  # a re-read of the same record keeps its id
+    assert first != fresh
+    assert first.startswith("t:0:3@")
+    assert dead_letter_id(None).endswith("@unknown")
