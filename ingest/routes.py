@@ -84,7 +84,6 @@ class Ingest:
             parsed = parse_body(
                 body,
                 hook=hook,
-                sentry_trace=request.headers.get("sentry-trace"),
                 received_at=received_at,
                 request_id=request_id,
                 max_messages=self.settings.max_messages_per_request,

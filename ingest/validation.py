@@ -117,7 +117,6 @@ def parse_body(
     body: bytes,
     *,
     hook: Hook,
-    sentry_trace: str | None,
     received_at: float,
     request_id: str,
     max_messages: int,
@@ -128,7 +127,6 @@ def parse_body(
         InvalidPayload: when the envelope itself is unusable (see `decode_envelope`).
     """
     raws = decode_envelope(body, max_messages=max_messages)
-    single = len(raws) == 1
     messages: list[Message] = []
     rejections: list[Rejection] = []
     for index, raw in enumerate(raws):
@@ -138,8 +136,6 @@ def parse_body(
                 normalize(
                     original,
                     hook=hook,
-                    sentry_trace=sentry_trace,
-                    single=single,
                     received_at=received_at,
                     request_id=request_id,
                 )
@@ -153,8 +149,6 @@ def normalize(
     original: bytes,
     *,
     hook: Hook,
-    sentry_trace: str | None,
-    single: bool,
     received_at: float,
     request_id: str,
 ) -> Message:
@@ -191,9 +185,7 @@ def normalize(
     seq = landbot.raw.seq if landbot.raw else None
     sender = landbot.sender
     return Message(
-        message_id=message_id(
-            landbot, chat=chat, body=body, payload=payload, sentry_trace=sentry_trace, single=single
-        ),
+        message_id=message_id(landbot, chat=chat, body=body, payload=payload, original=original),
         chat_id=chat,
         hook=hook.name,
         type=landbot.type,

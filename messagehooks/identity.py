@@ -1,21 +1,11 @@
-"""Message identity (DESIGN §3) and chat id: pure functions, stable across Landbot retries."""
+"""Message identity and chat id: pure functions, stable across Landbot retries."""
 
 import hashlib
-import re
 
+import msgspec
 import orjson
 
 from messagehooks.schema import Id, LandbotMessage
-
-_TRACE_ID = re.compile(r"^[0-9a-fA-F]{32}$")
-
-
-def trace_id(sentry_trace: str | None) -> str | None:
-    """The trace id of a ``sentry-trace`` header (``{trace}-{span}[-{sampled}]``), if well formed."""
-    if not sentry_trace:
-        return None
-    trace = sentry_trace.strip().split("-", 1)[0]
-    return trace.lower() if _TRACE_ID.match(trace) else None
 
 
 def chat_id(message: LandbotMessage) -> str | None:
@@ -36,19 +26,18 @@ def message_id(
     chat: str,
     body: str | None,
     payload: str | None,
-    sentry_trace: str | None,
-    single: bool,
+    original: bytes,
 ) -> str:
-    """The message's id: `_raw.uuid`; else the sentry trace of a one-message POST; else a hash.
+    """The message's id: `_raw.uuid`, else a hash of what the message says.
 
-    The hash covers (chat, timestamp, sender type, sender id, type, body, payload), so a retried
-    POST of the same message gets the same id even without a uuid or a trace header.
+    The hash covers (chat, timestamp, sender type, sender id, type, body, payload) and the whole
+    message as canonical JSON (sorted keys, no spaces), so a retried POST of the same message gets
+    the same id, also when re-encoded (a backfill from the `raw` topic), and two messages that
+    differ in any value never share one. A `sentry-trace` header is not used: it
+    names a request (and its span), not a message, and one trace was seen on different messages.
     """
     if message.raw is not None and message.raw.uuid:
         return message.raw.uuid
-    trace = trace_id(sentry_trace) if single else None
-    if trace is not None:
-        return f"trace-{trace}"
     sender = message.sender
     key = orjson.dumps(
         [
@@ -59,6 +48,7 @@ def message_id(
             message.type,
             body,
             payload,
+            hashlib.sha256(msgspec.json.encode(msgspec.json.decode(original), order="sorted")).hexdigest(),
         ]
     )
     return "hash-" + hashlib.sha256(key).hexdigest()[:32]

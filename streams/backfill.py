@@ -59,14 +59,12 @@ def messages_from_delivery(value: bytes, settings: Settings, *, line: int) -> tu
         inner = item["body"]
         body = inner.encode() if isinstance(inner, str) else orjson.dumps(inner)
         meta = item
-    headers = {str(k).lower(): str(v) for k, v in (meta.get("headers") or {}).items()}
     hook_name = str(meta.get("hook") or settings.hooks[0].name)
     hook = settings.hook(hook_name) or Hook(hook_name)
     try:
         parsed = parse_body(
             body,
             hook=hook,
-            sentry_trace=headers.get("sentry-trace"),
             received_at=float(meta.get("received_at") or 0.0),
             request_id=str(meta.get("request_id") or f"backfill-{line}"),
             max_messages=max(settings.max_messages_per_request, 1),

@@ -31,6 +31,7 @@ from messagehooks.kafka_compat import end_offsets
 from messagehooks.schema import decode_message
 from messagehooks.settings import Settings
 from messagehooks.store import PARTITION_COLUMN, TableName, TableSpec
+from streams.id_digests import IdDigests
 from streams.metrics import Gauges, serve, sink_metrics
 from streams.tables import Mask, conversation_row, dead_letter_row, is_late, masker, message_row, pair_row
 
@@ -73,9 +74,11 @@ class SinkStats:
 class KeyIndex:
     """The ids a table holds, per date partition, loaded from the table when first needed.
 
-    A row's date comes from its event time, so a repeat of a row always falls in the same
-    partition as the original: checking that partition is exact. For `messages` the index also
-    keeps each chat's newest event time, from which a straggler is flagged `late`.
+    A derived row's date comes from its event time, so a repeat of it always falls in the same
+    partition as the original: checking that partition is exact. A message id does not fix the
+    timestamp (the same `_raw.uuid` may come again with another one), so for `messages` the
+    index also keeps digests of every id in the table and confirms a hit on another date. For
+    `messages` it keeps each chat's newest event time too, from which a straggler is flagged `late`.
     """
 
     def __init__(self, root: str, spec: TableSpec, *, watermarks: bool = False) -> None:
@@ -85,22 +88,29 @@ class KeyIndex:
         self._keys: dict[date, set[str]] = {}
         self._newest: dict[date, dict[str, float]] = {}
         self._table_dates: set[date] | None = None
+        self._across_dates = watermarks  # only message ids are independent of the event time
+        self._digests: IdDigests | None = None
 
     def clear(self) -> None:
         """Forget everything (another sink may have written the partitions assigned now)."""
         self._keys.clear()
         self._newest.clear()
         self._table_dates = None
+        self._digests = None
 
     def seen(self, day: date, key: str) -> bool:
-        """Whether `key` is in the table or pending in this sink."""
+        """Whether `key` is in the table or pending in this sink (on any date, for messages)."""
         self._ensure(day)
-        return key in self._keys[day]
+        if key in self._keys[day]:
+            return True
+        return self._across_dates and self._ensure_digests().maybe_seen(key) and self._on_other_date(key)
 
     def add(self, day: date, key: str, chat: str | None = None, ts: float | None = None) -> None:
         """Record a row as pending (the caller commits it or clears the index)."""
         self._ensure(day)
         self._keys[day].add(key)
+        if self._across_dates:
+            self._ensure_digests().add(key)
         if self._table_dates is not None:
             self._table_dates.add(day)
         if chat is not None and ts is not None:
@@ -119,6 +129,8 @@ class KeyIndex:
         """Load `day`'s ids now (blocking: call it in a thread) so the event loop does not."""
         self._dates_from(day)
         self._ensure(day)
+        if self._across_dates:
+            self._ensure_digests()
 
     def evict(self) -> None:
         """Drop the oldest cached partitions (call only when nothing is pending)."""
@@ -134,6 +146,24 @@ class KeyIndex:
                 for partition in table.partitions():
                     self._table_dates.add(date.fromisoformat(str(partition[PARTITION_COLUMN])))
         return sorted(d for d in self._table_dates if d >= day)
+
+    def _ensure_digests(self) -> IdDigests:
+        if self._digests is None:
+            keys: list[str] = []
+            if store.exists(self._root, self._spec.name):
+                dataset = DeltaTable(store.table_uri(self._root, self._spec.name)).to_pyarrow_dataset()
+                keys = dataset.to_table(columns=[self._spec.key]).column(self._spec.key).to_pylist()
+            self._digests = IdDigests(keys)
+        return self._digests
+
+    def _on_other_date(self, key: str) -> bool:
+        """Confirm a digest hit: `key` pending or cached on some date, else present in the table."""
+        if any(key in keys for keys in self._keys.values()):
+            return True
+        if not store.exists(self._root, self._spec.name):
+            return False
+        dataset = DeltaTable(store.table_uri(self._root, self._spec.name)).to_pyarrow_dataset()
+        return int(dataset.count_rows(filter=ds.field(self._spec.key) == key)) > 0
 
     def _ensure(self, day: date) -> None:
         if day in self._keys:

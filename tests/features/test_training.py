@@ -26,8 +26,6 @@ def dataset_root(tmp_path_factory) -> str:
         normalize(
             json.dumps(m).encode(),
             hook=Hook("t"),
-            sentry_trace=None,
-            single=True,
             received_at=0.0,
             request_id="",
         )

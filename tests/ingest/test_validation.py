@@ -11,10 +11,8 @@ from tests.conftest import FIXTURES
 DEV = Hook("default")
 
 
-def _parse(body: bytes, hook: Hook = DEV, sentry_trace: str | None = None):
-    return parse_body(
-        body, hook=hook, sentry_trace=sentry_trace, received_at=10.0, request_id="r1", max_messages=100
-    )
+def _parse(body: bytes, hook: Hook = DEV):
+    return parse_body(body, hook=hook, received_at=10.0, request_id="r1", max_messages=100)
 
 
 def _one(message: dict, **kwargs):
@@ -64,10 +62,16 @@ def test_schema_example_fixture_with_placeholders_and_extra_keys():
     assert message.message_id.startswith("hash-")  # uuid "" is no id
 
 
-def test_sentry_trace_identifies_a_single_message_post():
-    trace = "0123456789abcdef0123456789abcdef"
-    message = _one(_msg("text", "bot", {"body": "Hi"}), sentry_trace=f"{trace}-89abcdef01234567-1")
-    assert message.message_id == f"trace-{trace}"
+def test_uuid_less_messages_of_one_post_never_share_an_id():
+    # Found by an adversarial run: ten different messages of one POST became one row.
+    messages = [_msg("text", "bot", {"body": "Hi"}, _raw={"seq": i}) for i in range(10)]
+    parsed = _parse(json.dumps({"messages": messages}).encode())
+    assert len({m.message_id for m in parsed.messages}) == 10
+
+
+def test_a_retried_uuid_less_message_keeps_its_id():
+    body = json.dumps({"messages": [_msg("text", "customer", {"body": "Hi"})]}).encode()
+    assert _parse(body).messages[0].message_id == _parse(body).messages[0].message_id
 
 
 def test_dialog_options_from_buttons():
@@ -171,8 +175,6 @@ def test_channel_mismatch_is_rejected():
         normalize(
             json.dumps(_msg("text", "bot", {"body": "x"})).encode(),
             hook=hook,
-            sentry_trace=None,
-            single=True,
             received_at=0.0,
             request_id="r",
         )
@@ -193,7 +195,7 @@ def test_channel_mismatch_is_rejected():
 )
 def test_unusable_envelopes(body, reason, status):
     with pytest.raises(InvalidPayload) as info:
-        parse_body(body, hook=DEV, sentry_trace=None, received_at=0, request_id="r", max_messages=2)
+        parse_body(body, hook=DEV, received_at=0, request_id="r", max_messages=2)
     assert (info.value.reason, info.value.status) == (reason, status)
 
 

@@ -201,7 +201,6 @@ def _expected_messages(bodies: list[dict[str, Any]]) -> list[Message]:
         parsed = parse_body(
             orjson.dumps(body),
             hook=settings.hooks[0],
-            sentry_trace=None,
             received_at=0.0,
             request_id=f"backfill-{line}",
             max_messages=1000,

@@ -320,10 +320,12 @@ def test_replayed_lines_arrive_on_the_messages_topic_in_file_order(ingest, broke
 
     messages = _messages(broker, ingest, expect=5)
     chat_501 = [(m["message_id"], m["body"]) for m in messages if m["chat_id"] == "501"]
+    retried = chat_501[1][0]
+    assert retried.startswith("hash-")
     assert chat_501 == [
         (f"{unique}-1", "one"),
-        (f"trace-{TRACE}", "two"),
-        (f"trace-{TRACE}", "two"),
+        (retried, "two"),
+        (retried, "two"),
         (f"{unique}-1", "one"),
     ]
     assert [(m["message_id"], m["body"]) for m in messages if m["chat_id"] == "502"] == [
@@ -376,7 +378,8 @@ def test_a_retried_line_keeps_its_message_id(ingest, broker, unique, tmp_path):
     assert len(ids) == 6  # each line reached the ingest twice ...
     by_body = {body: {i for b, i in ids if b == body} for body, _ in ids}
     assert by_body["uuid"] == {f"{unique}-u"}  # ... with one id per line
-    assert by_body["trace"] == {f"trace-{TRACE}"}
+    (traced,) = by_body["trace"]
+    assert traced.startswith("hash-")
     (hashed,) = by_body["hashed"]
     assert hashed.startswith("hash-")
 

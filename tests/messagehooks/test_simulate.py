@@ -93,9 +93,7 @@ def test_every_message_passes_the_ingest_with_its_role(scripts):
     for chat in chats[:300]:
         for item in chat.messages:
             body = json.dumps({"messages": [{**item.message, "timestamp": 1.79e9}]}).encode()
-            parsed = parse_body(
-                body, hook=Hook("s"), sentry_trace=item.trace, received_at=0.0, request_id="", max_messages=10
-            )
+            parsed = parse_body(body, hook=Hook("s"), received_at=0.0, request_id="", max_messages=10)
             assert not parsed.rejections
             (message,) = parsed.messages
             assert message.role == (_sender(item) or "unknown") or message.type == "event"

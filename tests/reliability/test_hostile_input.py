@@ -740,7 +740,7 @@ def _encode(value: Any, how: int) -> bytes:
 
 def _parse(body: bytes, hook: Hook) -> Parsed | InvalidPayload:
     try:
-        return parse_body(body, hook=hook, sentry_trace=None, received_at=1.0, request_id="r", max_messages=3)
+        return parse_body(body, hook=hook, received_at=1.0, request_id="r", max_messages=3)
     except InvalidPayload as exc:
         return exc
 

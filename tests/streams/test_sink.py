@@ -152,6 +152,29 @@ async def test_repeats_in_the_topics_are_written_once_and_stragglers_flagged_lat
     assert restarted.stats.records == 0  # resumed at the end: nothing read twice
 
 
+async def test_one_message_id_on_five_dates_is_one_row_whether_pending_or_committed(settings):
+    day = 86_400
+    same_id = [
+        message(chat="c1", ts=BASE_TS + d * day, body=f"again {d}", message_id="uuid-1") for d in range(5)
+    ]
+    records = [(settings.topics.messages, b"c1", encode_message(m)) for m in same_id[:3]]
+    records += _message_records(settings, 10)
+    await _produce(settings, records)
+    first = DatasetSink(settings)
+    await _run_until(first, lambda: len(_ids(settings)) >= 11)
+    assert first.stats.duplicates == 2  # two repeats on other dates while the first was pending
+
+    await _produce(settings, [(settings.topics.messages, b"c1", encode_message(m)) for m in same_id[3:]])
+    await _produce(settings, _message_records(settings, 5, start=10))
+    second = DatasetSink(settings)  # a fresh index: the first copy is only in the table
+    await _run_until(second, lambda: len(_ids(settings)) >= 16)
+    ids = _ids(settings)
+    assert sorted(ids) == sorted(["uuid-1"] + [f"id-{i}" for i in range(15)])
+    assert second.stats.duplicates == 2
+    dates = store.load("messages", root=settings.dataset_root).set_index("message_id")
+    assert str(dates.loc["uuid-1", store.PARTITION_COLUMN]) == str(store.event_date(BASE_TS))
+
+
 async def test_a_row_that_does_not_fit_the_schema_is_skipped_not_retried_forever(settings):
     poison = msgspec.structs.replace(message(chat="c1", ts=BASE_TS, message_id="poison"), seq=2**70)
     records = _message_records(settings, 10)
