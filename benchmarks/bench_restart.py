@@ -77,6 +77,7 @@ def restart_seconds(store: str, messages: int) -> float:
             "MESSAGEHOOKS_WORKER_ID": group,
             "MESSAGEHOOKS_TABLE_STORE": store,
             "MESSAGEHOOKS_DATA_DIR": data_dir,
+            "MESSAGEHOOKS_WORKER_METRICS_PORT": "0",  # a taken 9101 would stop the worker
         }
         env.pop("MESSAGEHOOKS_KAFKA_BOOTSTRAP", None)
         command = [sys.executable, "-m", "messagehooks", "worker"]

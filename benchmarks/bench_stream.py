@@ -165,8 +165,11 @@ def main() -> None:
                 partitions=PARTITIONS,
             )
         )
+        # No metrics servers: two workers on one host would both want port 9101, and a taken port
+        # stops a worker (docs/operations.md, Ports).
         base = {"MESSAGEHOOKS_BROKER_PORT": str(broker.port), "MESSAGEHOOKS_TOPIC_PREFIX": prefix,
-                "MESSAGEHOOKS_PARTITIONS": str(PARTITIONS), "MESSAGEHOOKS_LOG_LEVEL": "WARNING"}  # fmt: skip
+                "MESSAGEHOOKS_PARTITIONS": str(PARTITIONS), "MESSAGEHOOKS_LOG_LEVEL": "WARNING",
+                "MESSAGEHOOKS_WORKER_METRICS_PORT": "0"}  # fmt: skip
         for _ in range(args.repeat):
             env = {**base, "MESSAGEHOOKS_WORKER_ID": f"stream-{uuid.uuid4().hex[:6]}"}
             runs["stream"].append(

@@ -15,14 +15,16 @@ import sys
 import time
 import uuid
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
-from messagehooks.errors import BrokerUnavailable, ConfigError
+from messagehooks.errors import BrokerUnavailable, ConfigError, PortUnavailable
+from messagehooks.ports import port_holder
 
 logger = logging.getLogger(__name__)
 
 _API_VERSIONS_KEY = 18
 _PR_SET_PDEATHSIG = 1
+_PORT_SETTING = "MESSAGEHOOKS_BROKER_PORT"
 
 
 def die_with_parent() -> None:
@@ -60,6 +62,27 @@ def api_versions_round_trip(host: str, port: int, timeout: float = 1.0) -> bool:
         return False
     answered_id, error_code = struct.unpack(">ih", body[:6])
     return bool(answered_id == correlation_id and error_code == 0)
+
+
+def cluster_id(host: str, port: int, timeout: float = 2.0) -> str | None:
+    """The cluster id a Kafka broker on `port` gives in a Metadata answer (None: no answer in time).
+
+    Readiness needs it: an open port that speaks Kafka may be another stack's broker.
+    """
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient
+
+    config: dict[str, Any] = {
+        "bootstrap.servers": f"{host}:{port}",
+        "client.id": "messagehooks-probe",
+        # librdkafka writes connection errors to stderr: route them to logging instead.
+        "logger": logging.getLogger("messagehooks.librdkafka"),
+    }
+    try:
+        answer: str | None = AdminClient(config).list_topics(timeout=timeout).cluster_id
+    except KafkaException:
+        return None
+    return answer
 
 
 def _recv_exactly(sock: socket.socket, size: int) -> bytes:
@@ -103,9 +126,14 @@ class EmbeddedBroker:
         return self._process.pid if self._process else None
 
     def start(self, ready_timeout: float = 15.0) -> Self:
-        """Start Tansu and wait until it answers a Kafka request.
+        """Start Tansu and wait until it answers a Kafka request as the cluster it was given.
+
+        Ready means: the process started here is alive AND the broker on the port answers a
+        Metadata request with this start's cluster id (not merely that something speaks Kafka).
 
         Raises:
+            PortUnavailable: the port is taken (Tansu exited and someone holds it, or another
+                cluster answers on it).
             BrokerUnavailable: the broker exited or did not answer within `ready_timeout`.
         """
         url = f"tcp://{self.host}:{self.port}"
@@ -132,16 +160,39 @@ class EmbeddedBroker:
         deadline = time.monotonic() + ready_timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                raise BrokerUnavailable(
-                    f"embedded broker exited with code {self._process.returncode} on port "
-                    f"{self.port}; is the port already in use? Set MESSAGEHOOKS_BROKER_PORT"
-                )
+                raise self._exited(self._process.returncode)
             if api_versions_round_trip(self.host, self.port):
-                logger.info("embedded broker ready", extra={"bootstrap": self.bootstrap})
-                return self
+                answered = cluster_id(self.host, self.port)
+                if answered == self.cluster_id and self._process.poll() is None:
+                    logger.info("embedded broker ready", extra={"bootstrap": self.bootstrap})
+                    return self
+                if answered is not None and answered != self.cluster_id:
+                    raise self._impostor(answered)
             time.sleep(0.02)
         self.stop()
         raise BrokerUnavailable(f"embedded broker did not answer on {self.bootstrap} in time")
+
+    def _exited(self, code: int) -> BrokerUnavailable | PortUnavailable:
+        """Why the broker exited before it was ready: its port, if someone holds it."""
+        self._process, holder = None, port_holder(self.port)
+        if holder is None:
+            return BrokerUnavailable(
+                f"embedded broker exited with code {code} on port {self.port}; is the port already "
+                f"in use? Set {_PORT_SETTING}"
+            )
+        return PortUnavailable(
+            f"embedded broker exited with code {code}: port {self.port} is already in use "
+            f"(held by {holder}); set {_PORT_SETTING} to a free port"
+        )
+
+    def _impostor(self, answered: str) -> PortUnavailable:
+        """Another cluster answers on our port: never take it for the broker started here."""
+        self.stop()
+        holder = port_holder(self.port) or "another process"
+        return PortUnavailable(
+            f"port {self.port} answers as Kafka cluster {answered!r}, not the embedded broker started "
+            f"here (cluster {self.cluster_id!r}): it is held by {holder}; set {_PORT_SETTING} to a free port"
+        )
 
     def stop(self, timeout: float = 5.0) -> None:
         """SIGTERM the broker (it exits in milliseconds), SIGKILL if it does not."""

@@ -46,12 +46,14 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
 
     worker = commands.add_parser("worker", help="run a stream worker (Faust); N workers share partitions")
     _flag(worker, "--data-dir", "DATA_DIR", settings.data_dir, type=Path)
+    _flag(worker, "--worker-metrics-port", "WORKER_METRICS_PORT", settings.worker_metrics_port, type=int)
 
     commands.add_parser("topics", help="create the project's topics (idempotent) and exit")
 
     sink = commands.add_parser("sink", help="run a dataset sink: topics -> Delta tables, exactly once")
     _flag(sink, "--data-dir", "DATA_DIR", settings.data_dir, type=Path)
     _flag(sink, "--dataset-uri", "DATASET_URI", settings.dataset_uri)
+    _flag(sink, "--sink-metrics-port", "SINK_METRICS_PORT", settings.sink_metrics_port, type=int)
 
     _dataset_commands(
         commands.add_parser("dataset", help="inspect, export and compact the Delta tables"), settings
@@ -119,6 +121,8 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     up = commands.add_parser("up", help="run broker (unless KAFKA_BOOTSTRAP is set) + ingest + worker + sink")
     _server_flags(up, settings)
     _flag(up, "--broker-port", "BROKER_PORT", settings.broker_port, type=int)
+    _flag(up, "--worker-metrics-port", "WORKER_METRICS_PORT", settings.worker_metrics_port, type=int)
+    _flag(up, "--sink-metrics-port", "SINK_METRICS_PORT", settings.sink_metrics_port, type=int)
     up.add_argument(
         "--simulate-rate",
         type=float,
@@ -185,7 +189,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run_broker(settings: Settings, args: argparse.Namespace) -> int:
     from messagehooks.broker import EmbeddedBroker
     from messagehooks.kafka import ensure_project_topics
+    from messagehooks.ports import broker_listener, ensure_free
 
+    ensure_free([broker_listener(settings, flag="--port")])
     with EmbeddedBroker(settings.broker_port) as broker:
         asyncio.run(ensure_project_topics(settings))
         sys.stderr.write(f"embedded broker on {broker.bootstrap}; Ctrl-C stops it\n")
@@ -194,6 +200,10 @@ def _run_broker(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _run_ingest(settings: Settings, args: argparse.Namespace) -> int:
+    from messagehooks.ports import bind, ingest_listener
+
+    # The port first: a taken one is a one-line error before the app connects to anything.
+    sock = bind(ingest_listener(settings))
     import uvicorn
 
     from ingest.app import create_app
@@ -210,7 +220,8 @@ def _run_ingest(settings: Settings, args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=5,
         server_header=False,
     )
-    uvicorn.Server(config).run()
+    with sock:
+        uvicorn.Server(config).run(sockets=[sock])
     return 0
 
 

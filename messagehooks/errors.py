@@ -2,6 +2,7 @@
 
 MessageHooksError
 ├── ConfigError          a setting is missing or malformed (CLI message, exit 2)
+├── PortUnavailable      a port a server must listen on is taken or cannot be bound (exit 2)
 ├── Unauthorized         401: no or wrong token for a hook
 ├── UnknownHook          404: no hook of that name
 ├── InvalidPayload       400/408/413/422 + a dead-letter record: authenticated but unusable
@@ -16,6 +17,10 @@ class MessageHooksError(Exception):
 
 class ConfigError(MessageHooksError):
     """A setting is missing or malformed."""
+
+
+class PortUnavailable(MessageHooksError):
+    """A port one of our servers must listen on is taken or cannot be bound."""
 
 
 class Unauthorized(MessageHooksError):

@@ -113,7 +113,7 @@ class Settings:
 
 SETTINGS_HELP: dict[str, str] = {
     "KAFKA_BOOTSTRAP": "host:port of a Kafka cluster; unset = start the embedded Tansu broker",
-    "BROKER_PORT": "port of the embedded broker (only when KAFKA_BOOTSTRAP is unset)",
+    "BROKER_PORT": "port of the embedded broker, on loopback (only when KAFKA_BOOTSTRAP is unset)",
     "TOPIC_PREFIX": "prefix of every topic name",
     "PARTITIONS": "partitions of each topic created at startup",
     "REPLICATION_FACTOR": "replication factor of topics created at startup",
@@ -122,7 +122,7 @@ SETTINGS_HELP: dict[str, str] = {
     "PRODUCE_TIMEOUT": "seconds to wait for Kafka's ack before spooling the request to disk",
     "MAX_BODY_BYTES": "largest request body accepted (413 above)",
     "MAX_MESSAGES_PER_REQUEST": "most messages in one POST (413 above)",
-    "HOST": "address the ingest listens on (0.0.0.0 to accept Landbot from outside)",
+    "HOST": "address the ingest and the metrics servers listen on (0.0.0.0 to accept Landbot from outside)",
     "PORT": "port of the ingest",
     "DATA_DIR": "directory of the spool and the datasets",
     "LOG_LEVEL": "level of the JSON logs",

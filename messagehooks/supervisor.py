@@ -24,6 +24,7 @@ from rich.live import Live
 
 from messagehooks.broker import EmbeddedBroker, die_with_parent
 from messagehooks.kafka import ensure_project_topics
+from messagehooks.ports import ensure_free, stack_listeners
 from messagehooks.settings import ENV_PREFIX, Hook, Settings
 from messagehooks.status import StatusBoard
 
@@ -49,6 +50,8 @@ def child_environment(settings: Settings) -> dict[str, str]:
     env[f"{ENV_PREFIX}PORT"] = str(settings.port)
     env[f"{ENV_PREFIX}DATA_DIR"] = str(settings.data_dir)
     env[f"{ENV_PREFIX}BROKER_PORT"] = str(settings.broker_port)
+    env[f"{ENV_PREFIX}WORKER_METRICS_PORT"] = str(settings.worker_metrics_port)
+    env[f"{ENV_PREFIX}SINK_METRICS_PORT"] = str(settings.sink_metrics_port)
     return env
 
 
@@ -106,6 +109,7 @@ def run_stack(settings: Settings, *, simulate_rate: float = 0.0) -> int:
     On a terminal a live status panel replaces the children's logs (they go to DATA_DIR/logs/);
     otherwise the logs pass through and a status line is logged every `STATUS_LINE_INTERVAL`.
     """
+    ensure_free(stack_listeners(settings))
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -154,7 +158,7 @@ def run_stack(settings: Settings, *, simulate_rate: float = 0.0) -> int:
 def worker_metrics_url(settings: Settings) -> str | None:
     """The worker's Prometheus endpoint, if it serves one."""
     port = settings.worker_metrics_port
-    return f"http://127.0.0.1:{port}/metrics" if port else None
+    return f"http://{_loopback(settings.host)}:{port}/metrics" if port else None
 
 
 def _simulate_args(base: str, hook: Hook, rate: float) -> list[str]:

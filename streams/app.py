@@ -6,6 +6,7 @@ import faust
 
 from messagehooks.faust_settings import faust_app_settings, quiet_faust_loggers
 from messagehooks.kafka_compat import apply_faust_fixes
+from messagehooks.ports import ensure_free, worker_metrics_listener
 from messagehooks.settings import Settings
 from streams.agents import StreamStats, register_agents
 from streams.metrics import serve, worker_registry
@@ -26,9 +27,15 @@ def build_app(settings: Settings) -> tuple[faust.App, StreamStats]:
 
 
 def run_worker(settings: Settings) -> int:
-    """Run one stream worker until SIGINT/SIGTERM (several workers share the partitions)."""
+    """Run one stream worker until SIGINT/SIGTERM (several workers share the partitions).
+
+    Raises:
+        PortUnavailable: the metrics port is taken (checked before the worker joins its group).
+    """
+    metrics = worker_metrics_listener(settings)
+    ensure_free([metrics] if metrics.port else [])  # before the app creates its data dir
     app, stats = build_app(settings)
-    serve(worker_registry(stats, stats.gauges), settings.worker_metrics_port, "worker")
+    serve(worker_registry(stats, stats.gauges), metrics)
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()
     return 0

@@ -9,10 +9,14 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from typing import Any
+from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+from messagehooks.errors import PortUnavailable
+from messagehooks.ports import Listener, unavailable_message
 
 logger = logging.getLogger(__name__)
 
@@ -124,13 +128,22 @@ def sink_metrics(stats: Any, gauges: Gauges) -> SinkMetrics:
     )
 
 
-def serve(registry: CollectorRegistry, port: int, what: str) -> None:
-    """Serve `registry` on `port` (0: not at all); a busy port is logged, never fatal."""
-    if not port:
-        return
+def serve(registry: CollectorRegistry, listener: Listener) -> WSGIServer | None:
+    """Serve `registry` on the listener's host and port (port 0: not at all), or fail.
+
+    A taken port is fatal: logging it and going on once left the `up` panel showing another
+    process's figures.
+
+    Returns the server (it runs in a daemon thread; `shutdown()` stops it), None for port 0.
+
+    Raises:
+        PortUnavailable: the port is taken or cannot be bound on the host.
+    """
+    if not listener.port:
+        return None
     try:
-        start_http_server(port, registry=registry)
+        server, _ = start_http_server(listener.port, addr=listener.host, registry=registry)
     except OSError as exc:
-        logger.error("cannot serve %s metrics on port %d: %s", what, port, exc)
-    else:
-        logger.info("%s metrics on :%d/metrics", what, port)
+        raise PortUnavailable(unavailable_message(listener, exc)) from exc
+    logger.info("%s on %s:%d/metrics", listener.name, listener.host, listener.port)
+    return server

@@ -28,6 +28,7 @@ from deltalake import DeltaTable
 from messagehooks import store
 from messagehooks.kafka import TopicIncarnations
 from messagehooks.kafka_compat import end_offsets
+from messagehooks.ports import sink_metrics_listener
 from messagehooks.schema import decode_message
 from messagehooks.settings import Settings
 from messagehooks.store import PARTITION_COLUMN, TableName, TableSpec
@@ -665,7 +666,7 @@ def run_sink(settings: Settings) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         sink = DatasetSink(settings)
-        serve(sink.metrics.registry, settings.sink_metrics_port, "sink")
+        serve(sink.metrics.registry, sink_metrics_listener(settings))  # before joining the group
         await sink.run(stop)
 
     asyncio.run(main())

@@ -2,6 +2,7 @@
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -114,3 +115,46 @@ class SinkProcess(ChildProcess):
     def start(self) -> "SinkProcess":
         self.spawn()
         return self
+
+
+def listening_addresses(port: int) -> set[str]:
+    """The local addresses TCP sockets LISTEN on at `port`, read from /proc/net/tcp (Linux)."""
+    found: set[str] = set()
+    for table, width in (("tcp", 8), ("tcp6", 32)):
+        for line in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            address, hex_port = fields[1].rsplit(":", 1)
+            if fields[3] == "0A" and int(hex_port, 16) == port and len(address) == width:
+                found.add(_address(address))
+    return found
+
+
+def _address(hex_address: str) -> str:
+    # /proc prints each 32-bit word of the address in host (little-endian) byte order.
+    raw = b"".join(bytes.fromhex(hex_address[i : i + 8])[::-1] for i in range(0, len(hex_address), 8))
+    return socket.inet_ntop(socket.AF_INET if len(raw) == 4 else socket.AF_INET6, raw)
+
+
+class PortHolder:
+    """Another process listening on a TCP port (a free one it picks), until `close`."""
+
+    _CODE = (
+        "import socket, sys\n"
+        "s = socket.socket(); s.bind((sys.argv[1], 0)); s.listen()\n"
+        "print(s.getsockname()[1], flush=True); sys.stdin.read()\n"
+    )
+
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", self._CODE, host], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        self.port = int(self.process.stdout.readline())
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.stdout.close()
+        self.process.wait(10)

@@ -6,7 +6,9 @@ import time
 
 import pytest
 
-from messagehooks.broker import EmbeddedBroker, api_versions_round_trip, free_port
+from messagehooks import broker as broker_module
+from messagehooks.broker import EmbeddedBroker, api_versions_round_trip, cluster_id, free_port
+from messagehooks.errors import PortUnavailable
 
 pytestmark = pytest.mark.integration
 
@@ -55,3 +57,37 @@ def test_broker_dies_with_a_killed_parent():
     if not _dead(broker_pid):
         os.kill(broker_pid, signal.SIGKILL)
         pytest.fail("the broker outlived its SIGKILLed parent")
+
+
+def test_cluster_id_is_the_one_the_broker_was_started_with(broker):
+    assert cluster_id("127.0.0.1", broker.port) == broker.cluster_id
+    assert cluster_id("127.0.0.1", free_port(), timeout=0.5) is None
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="names the holder from /proc (Linux only)")
+def test_start_on_a_port_another_broker_holds_names_it(broker):
+    second = EmbeddedBroker(broker.port)
+    with pytest.raises(PortUnavailable) as raised:
+        second.start()
+    assert f"port {broker.port} " in str(raised.value)
+    assert f"pid {broker.pid}: tansu" in str(raised.value)
+    assert "MESSAGEHOOKS_BROKER_PORT" in str(raised.value)
+    assert second.pid is None  # nothing left running
+    assert cluster_id("127.0.0.1", broker.port) == broker.cluster_id  # the other broker is untouched
+
+
+def test_readiness_refuses_a_broker_of_another_cluster(broker, tmp_path, monkeypatch):
+    """Our process alive, a Kafka answer on the port, but another cluster's: not ready, ever.
+
+    A stand-in that lives but never listens plays our broker losing the race for the port.
+    """
+    stand_in = tmp_path / "stand-in-broker"
+    stand_in.write_text(f"#!{sys.executable}\nimport time\ntime.sleep(60)\n")
+    stand_in.chmod(0o755)
+    monkeypatch.setattr(broker_module, "broker_binary", lambda: str(stand_in))
+    ours = EmbeddedBroker(broker.port)
+    with pytest.raises(PortUnavailable, match="answers as Kafka cluster") as raised:
+        ours.start(ready_timeout=10)
+    assert repr(broker.cluster_id) in str(raised.value)
+    assert repr(ours.cluster_id) in str(raised.value)
+    assert ours.pid is None  # the stand-in was stopped

@@ -37,7 +37,9 @@ def _help(command: str, capsys) -> str:
 @pytest.mark.parametrize(
     ("command", "variables"),
     [
-        ("up", ["HOST", "PORT", "DATA_DIR", "BROKER_PORT"]),
+        ("up", ["HOST", "PORT", "DATA_DIR", "BROKER_PORT", "WORKER_METRICS_PORT", "SINK_METRICS_PORT"]),
+        ("worker", ["DATA_DIR", "WORKER_METRICS_PORT"]),
+        ("sink", ["DATA_DIR", "DATASET_URI", "SINK_METRICS_PORT"]),
         ("ingest", ["HOST", "PORT", "DATA_DIR"]),
         ("broker", ["BROKER_PORT"]),
     ],
@@ -81,6 +83,9 @@ def test_up_serves_writes_the_dataset_and_ctrl_c_stops_everything(tmp_path):
     port, broker_port = free_port(), free_port()
     env = {**os.environ, "MESSAGEHOOKS_PORT": str(port), "MESSAGEHOOKS_BROKER_PORT": str(broker_port)}
     env.pop("MESSAGEHOOKS_KAFKA_BOOTSTRAP", None)
+    # Free metrics ports too: `up` refuses taken ones, and parallel runs would share 9101/9102.
+    env["MESSAGEHOOKS_WORKER_METRICS_PORT"] = str(free_port())
+    env["MESSAGEHOOKS_SINK_METRICS_PORT"] = str(free_port())
     log_path = tmp_path / "up.log"
     with log_path.open("wb") as log:
         up = subprocess.Popen(
