@@ -43,8 +43,8 @@ def scan_log(table_dir: Path) -> list[BadLogFile]:
     """Every unusable file of the table's ``_delta_log``, oldest version first.
 
     Checks that `_last_checkpoint` is a JSON object, that each checkpoint reads as Parquet,
-    that each line of each commit parses as a JSON object, and that the commits after the
-    newest checkpoint have no gap.
+    that each line of each commit parses as a JSON object, that the first commit defines the
+    table when no checkpoint does, and that the commits after the newest checkpoint have no gap.
     """
     log = table_dir / "_delta_log"
     if not log.is_dir():

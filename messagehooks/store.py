@@ -270,18 +270,25 @@ def write(
     its rows (docs/dataset.md).
     """
     transactions = [Transaction(app_id, version) for app_id, version in (offsets or {}).items()]
-    write_deltalake(
-        table_uri(root, table),
-        data,
-        partition_by=[PARTITION_COLUMN],
-        mode=mode,
-        schema_mode="overwrite" if mode == "overwrite" else None,
-        commit_properties=CommitProperties(
-            app_transactions=transactions or None,
-            custom_metadata={k: str(v) for k, v in (metadata or {}).items()} or None,
-        ),
-    )
-    return int(DeltaTable(table_uri(root, table)).version())
+    uri = table_uri(root, table)
+    try:
+        write_deltalake(
+            uri,
+            data,
+            partition_by=[PARTITION_COLUMN],
+            mode=mode,
+            schema_mode="overwrite" if mode == "overwrite" else None,
+            commit_properties=CommitProperties(
+                app_transactions=transactions or None,
+                custom_metadata={k: str(v) for k, v in (metadata or {}).items()} or None,
+            ),
+        )
+    except DeltaError as exc:
+        corrupt = table_error(uri, table, exc)
+        if corrupt.files:  # a torn log, not a conflict or a schema error: say which file
+            raise corrupt from exc
+        raise
+    return int(open_table(root, table).version())
 
 
 def transaction_versions(root: str, table: str, app_ids: Sequence[str]) -> list[int | None]:

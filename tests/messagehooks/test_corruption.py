@@ -5,6 +5,7 @@ bad disk leaves them, then read by the real CLI: in-process for the dataset comm
 `python -m messagehooks` child for `up` and `sink`.
 """
 
+import json
 import os
 import shutil
 import subprocess
@@ -19,6 +20,7 @@ from messagehooks import store
 from messagehooks.broker import free_port
 from messagehooks.cli import main
 from messagehooks.status import StatusBoard
+from tests.factories import landbot_body, landbot_message
 from tests.messagehooks.test_dataset_cli import _one_line_error, _restore_logging  # noqa: F401
 from tests.messagehooks.test_maintenance import populate
 
@@ -71,6 +73,19 @@ def test_dataset_commands_name_the_torn_commit_and_the_fix(torn, tmp_path, capsy
     assert "messagehooks backfill --from-topic landbot.raw" in line
     assert "DeltaError" not in line
     assert "Kernel error" not in line
+
+
+def test_a_backfill_into_a_torn_table_names_the_file(torn, tmp_path, capsys):
+    deliveries = tmp_path / "deliveries.jsonl"
+    message = landbot_message(chat=5, sender_type="customer", body="hello", ts=1_700_000_000.0, uuid="m1")
+    deliveries.write_text(json.dumps(landbot_body(message)) + "\n")
+    assert main(["backfill", "--from-file", str(deliveries)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    *progress, last = err.splitlines()
+    assert all(line.startswith("backfill: ") for line in progress)  # what it read, before writing
+    assert last.startswith("messagehooks: error: Delta table 'messages' is corrupt: ")
+    assert str(_log(torn, "messages") / NEWEST) in last
 
 
 def test_following_the_advice_rolls_the_table_back_to_the_previous_version(torn, capsys):
