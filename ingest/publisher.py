@@ -18,6 +18,7 @@ from aiokafka.errors import KafkaError
 
 from ingest.metrics import IngestMetrics
 from ingest.spool import Record, Spool
+from ingest.spool_recovery import open_spool
 from messagehooks.kafka import ensure_project_topics, make_producer, topics_present
 from messagehooks.settings import Settings
 
@@ -83,7 +84,7 @@ class KafkaPublisher:
         return self._spool
 
     async def start(self) -> None:
-        self._spool = await asyncio.to_thread(Spool, self._settings.spool_path)
+        self._spool = await asyncio.to_thread(open_spool, self._settings.spool_path)
         self._metrics.spool_depth.set(self._spool.depth)
         if self._spool.depth:
             logger.warning("spool holds records from a previous run", extra={"depth": self._spool.depth})

@@ -241,8 +241,10 @@ def _run_topics(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _run_sink(settings: Settings, args: argparse.Namespace) -> int:
+    from messagehooks.store import check_tables
     from streams.sink import run_sink
 
+    check_tables(settings.dataset_root)  # a corrupt table: one line and exit 2, not a DeltaError
     return run_sink(settings)
 
 
@@ -323,7 +325,10 @@ def _run_backfill(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _run_up(settings: Settings, args: argparse.Namespace) -> int:
+    from messagehooks.store import check_tables
     from messagehooks.supervisor import run_stack
+
+    check_tables(settings.dataset_root)  # before any child starts: the sink would stop on it
 
     return run_stack(settings, simulate_rate=0.0 if args.no_simulate else args.simulate_rate)
 

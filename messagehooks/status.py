@@ -2,8 +2,8 @@
 
 Figures come from where an operator would look: the ingest's and the worker's Prometheus
 endpoints (requests, messages, dead letters, spool depth, open conversations) and the Delta log
-(rows and version of the tables). A source that does not answer shows "-": the panel never
-stops the pipeline.
+(rows and version of the tables). A source that does not answer shows "-", a table whose log
+cannot be read is named as corrupt: the panel never stops the pipeline.
 """
 
 import time
@@ -41,6 +41,7 @@ class Status:
     pair_rows: int | None = None
     message_rows: int | None = None
     dataset_version: int | None = None
+    corrupt_tables: list[str] = field(default_factory=list)
 
     def line(self) -> str:
         """The status as one log line."""
@@ -57,7 +58,7 @@ class Status:
             ("turn_pairs version", _fmt(self.dataset_version)),
             ("dead letters", _fmt(self.dead_letters)),
             ("spool depth", _fmt(self.spool_depth)),
-        ]
+        ] + [("corrupt table", f"{name} (see the sink's log)") for name in self.corrupt_tables]
 
     def table(self) -> Table:
         """The status as a rich table (the live panel)."""
@@ -105,6 +106,9 @@ class StatusBoard:
             try:
                 delta = store.open_table(self.dataset_root, table)
             except store.TableMissing:
+                continue
+            except store.TableCorrupt:
+                status.corrupt_tables.append(table)  # the sink's log names the file and the fix
                 continue
             rows = store.row_count(delta)
             if table == "messages":

@@ -15,8 +15,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
-from deltalake.exceptions import TableNotFoundError
+from deltalake.exceptions import DeltaError, TableNotFoundError
 
+from messagehooks.corruption import TableCorrupt as TableCorrupt  # callers catch it with TableMissing
+from messagehooks.corruption import table_error
 from messagehooks.errors import MessageHooksError
 
 PARTITION_COLUMN = "date"
@@ -217,16 +219,29 @@ def open_table(root: str, table: str, version: int | None = None) -> DeltaTable:
 
     Raises:
         TableMissing: nothing has been written to it yet.
+        TableCorrupt: its log cannot be read (names the file at fault and what to do).
     """
     uri = table_uri(root, table)
     try:
         return DeltaTable(uri, version=version)
     except TableNotFoundError as exc:
         raise TableMissing(f"no Delta table at {uri} yet (nothing written to {table!r})") from exc
-    except Exception as exc:  # deltalake raises a bare Exception for a version that does not exist
-        if version is not None and "version" in str(exc).lower():
+    except (DeltaError, OSError) as exc:
+        corrupt = table_error(uri, table, exc)
+        if version is not None and "version" in str(exc).lower() and not corrupt.files:
             raise MessageHooksError(f"table {table!r} has no version {version}: {exc}") from exc
-        raise
+        raise corrupt from exc
+
+
+def check_tables(root: str) -> None:
+    """Open every table written so far, so that a corrupt log stops a process at its start.
+
+    Raises:
+        TableCorrupt: a table's log cannot be read (the message names the file and the fix).
+    """
+    for name in TABLES:
+        if exists(root, name):
+            open_table(root, name)
 
 
 def exists(root: str, table: str) -> bool:
@@ -255,25 +270,32 @@ def write(
     its rows (docs/dataset.md).
     """
     transactions = [Transaction(app_id, version) for app_id, version in (offsets or {}).items()]
-    write_deltalake(
-        table_uri(root, table),
-        data,
-        partition_by=[PARTITION_COLUMN],
-        mode=mode,
-        schema_mode="overwrite" if mode == "overwrite" else None,
-        commit_properties=CommitProperties(
-            app_transactions=transactions or None,
-            custom_metadata={k: str(v) for k, v in (metadata or {}).items()} or None,
-        ),
-    )
-    return int(DeltaTable(table_uri(root, table)).version())
+    uri = table_uri(root, table)
+    try:
+        write_deltalake(
+            uri,
+            data,
+            partition_by=[PARTITION_COLUMN],
+            mode=mode,
+            schema_mode="overwrite" if mode == "overwrite" else None,
+            commit_properties=CommitProperties(
+                app_transactions=transactions or None,
+                custom_metadata={k: str(v) for k, v in (metadata or {}).items()} or None,
+            ),
+        )
+    except DeltaError as exc:
+        corrupt = table_error(uri, table, exc)
+        if corrupt.files:  # a torn log, not a conflict or a schema error: say which file
+            raise corrupt from exc
+        raise
+    return int(open_table(root, table).version())
 
 
 def transaction_versions(root: str, table: str, app_ids: Sequence[str]) -> list[int | None]:
     """The version last committed for each app id in `table` (None: never, or no table yet)."""
     if not exists(root, table):
         return [None] * len(app_ids)
-    delta = DeltaTable(table_uri(root, table))
+    delta = open_table(root, table)
     versions = [delta.transaction_version(app_id) for app_id in app_ids]
     return [None if version is None else int(version) for version in versions]
 

@@ -23,7 +23,6 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import ConsumerRecord
-from deltalake import DeltaTable
 
 from messagehooks import store
 from messagehooks.kafka import TopicIncarnations
@@ -143,7 +142,7 @@ class KeyIndex:
         if self._table_dates is None:
             self._table_dates = set()
             if store.exists(self._root, self._spec.name):
-                table = DeltaTable(store.table_uri(self._root, self._spec.name))
+                table = store.open_table(self._root, self._spec.name)  # a corrupt log: TableCorrupt
                 for partition in table.partitions():
                     self._table_dates.add(date.fromisoformat(str(partition[PARTITION_COLUMN])))
         return sorted(d for d in self._table_dates if d >= day)
@@ -175,7 +174,7 @@ class KeyIndex:
             columns = [self._spec.key]
             if self._watermarks:
                 columns += ["chat_id", self._spec.time_column]
-            dataset = DeltaTable(store.table_uri(self._root, self._spec.name)).to_pyarrow_dataset()
+            dataset = store.open_table(self._root, self._spec.name).to_pyarrow_dataset()
             loaded = dataset.to_table(columns=columns, filter=ds.field(PARTITION_COLUMN) == day)
             keys.update(loaded.column(self._spec.key).to_pylist())
             if self._watermarks:
