@@ -151,7 +151,7 @@ class KeyIndex:
         if self._digests is None:
             keys: list[str] = []
             if store.exists(self._root, self._spec.name):
-                dataset = DeltaTable(store.table_uri(self._root, self._spec.name)).to_pyarrow_dataset()
+                dataset = store.open_table(self._root, self._spec.name).to_pyarrow_dataset()
                 keys = dataset.to_table(columns=[self._spec.key]).column(self._spec.key).to_pylist()
             self._digests = IdDigests(keys)
         return self._digests
@@ -162,7 +162,7 @@ class KeyIndex:
             return True
         if not store.exists(self._root, self._spec.name):
             return False
-        dataset = DeltaTable(store.table_uri(self._root, self._spec.name)).to_pyarrow_dataset()
+        dataset = store.open_table(self._root, self._spec.name).to_pyarrow_dataset()
         return int(dataset.count_rows(filter=ds.field(self._spec.key) == key)) > 0
 
     def _ensure(self, day: date) -> None:
