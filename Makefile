@@ -5,9 +5,10 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+KAFKA_LIBS := $(VENV)/kafka/libs
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test check bench format clean
+.PHONY: help venv kafka-jars run test check bench format clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -18,12 +19,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-venv: $(STAMP)  ## create .venv and install the project with its dev tools
+# The Apache Kafka broker's jars, from Maven Central (skipped, with a note, without Java 17+ and Maven).
+kafka-jars: $(STAMP)
+	kafka/fetch $(abspath $(KAFKA_LIBS))
 
-run: $(STAMP)  ## run broker + ingest + worker + sink + simulated traffic; Ctrl-C stops all
+venv: $(STAMP) kafka-jars  ## create .venv, install the project with its dev tools and Kafka's jars
+
+run: venv  ## run broker (Apache Kafka if Java is here, else Tansu) + ingest + worker + sink + traffic
 	$(BIN)/messagehooks up
 
-test: $(STAMP)  ## run every test (unit, property, integration on the embedded broker)
+test: venv  ## run every test (unit, property, integration on the embedded broker)
 	$(BIN)/pytest
 
 check: $(STAMP)  ## format check, lint, type check, dependency audit

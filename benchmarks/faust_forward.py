@@ -6,12 +6,13 @@ ratio isolates the project's per-message work. Run by benchmarks/stream.py.
 
 import faust
 
+from messagehooks.engines import tansu_fixes
 from messagehooks.faust_settings import faust_app_settings, quiet_faust_loggers
 from messagehooks.kafka_compat import apply_faust_fixes
 from messagehooks.settings import load_settings
 
 settings = load_settings()
-apply_faust_fixes(embedded=settings.embedded)
+apply_faust_fixes(embedded=tansu_fixes(settings))
 app = faust.App(settings.worker_id, **faust_app_settings(settings))
 source = app.topic(settings.topics.messages, key_serializer="raw", value_serializer="raw")
 sink = app.topic(settings.topic_prefix + "forwarded", key_serializer="raw", value_serializer="raw")

@@ -38,8 +38,10 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    broker = commands.add_parser("broker", help="run the embedded Kafka-compatible broker (Tansu)")
+    broker = commands.add_parser("broker", help="run the project's own broker (Apache Kafka or Tansu)")
     _flag(broker, "--port", "BROKER_PORT", settings.broker_port, type=int, dest="broker_port")
+    _engine_flag(broker, settings)
+    _flag(broker, "--data-dir", "DATA_DIR", settings.data_dir, type=Path)
 
     ingest = commands.add_parser("ingest", help="run the HTTP ingest server (uvicorn)")
     _server_flags(ingest, settings)
@@ -123,6 +125,7 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     _flag(up, "--broker-port", "BROKER_PORT", settings.broker_port, type=int)
     _flag(up, "--worker-metrics-port", "WORKER_METRICS_PORT", settings.worker_metrics_port, type=int)
     _flag(up, "--sink-metrics-port", "SINK_METRICS_PORT", settings.sink_metrics_port, type=int)
+    _engine_flag(up, settings)
     up.add_argument(
         "--simulate-rate",
         type=float,
@@ -158,6 +161,12 @@ def _dataset_commands(dataset: argparse.ArgumentParser, settings: Settings) -> N
     _flag(compact, "--retention-hours", "RETENTION_HOURS", settings.retention_hours, type=float)
 
 
+def _engine_flag(parser: argparse.ArgumentParser, settings: Settings) -> None:
+    from messagehooks.engines import ENGINES
+
+    _flag(parser, "--engine", "BROKER_ENGINE", settings.broker_engine, choices=ENGINES, dest="broker_engine")
+
+
 def _server_flags(parser: argparse.ArgumentParser, settings: Settings) -> None:
     _flag(parser, "--host", "HOST", settings.host)
     _flag(parser, "--port", "PORT", settings.port, type=int)
@@ -187,14 +196,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run_broker(settings: Settings, args: argparse.Namespace) -> int:
-    from messagehooks.broker import EmbeddedBroker
+    from messagehooks.engines import own_broker, resolve
     from messagehooks.kafka import ensure_project_topics
     from messagehooks.ports import broker_listener, ensure_free
 
+    if not settings.embedded:
+        raise MessageHooksError(
+            f"{ENV_PREFIX}KAFKA_BOOTSTRAP is set ({settings.kafka_bootstrap}): "
+            "that cluster is the broker; unset it to run the project's own"
+        )
     ensure_free([broker_listener(settings, flag="--port")])
-    with EmbeddedBroker(settings.broker_port) as broker:
+    engine = resolve(settings)
+    logger.info("broker engine: %s (%s)", engine.name, engine.reason)
+    with own_broker(settings) as broker:
         asyncio.run(ensure_project_topics(settings))
-        sys.stderr.write(f"embedded broker on {broker.bootstrap}; Ctrl-C stops it\n")
+        sys.stderr.write(f"{engine.name} broker on {broker.bootstrap}; Ctrl-C stops it\n")
         _wait_for_signal()
     return 0
 

@@ -10,7 +10,8 @@ import typing
 from messagehooks.settings import ENV_PREFIX, SETTINGS_HELP, Settings
 
 _UNSET = {
-    "KAFKA_BOOTSTRAP": "(unset: the embedded broker)",
+    "KAFKA_BOOTSTRAP": "(unset: the project's own broker)",
+    "KAFKA_LIBS": "(unset: `.venv/kafka/libs`)",
     "HOOKS": "(unset: dev hook `default`, no token)",
     "DATASET_URI": "(unset: `DATA_DIR/datasets`)",
 }

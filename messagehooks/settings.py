@@ -48,6 +48,9 @@ class Settings:
 
     kafka_bootstrap: str | None = None
     broker_port: int = 19092
+    broker_engine: str = "auto"
+    kafka_libs: Path | None = None
+    kafka_heap: str = "512m"
     topic_prefix: str = "landbot."
     partitions: int = 6
     replication_factor: int = 1
@@ -80,7 +83,7 @@ class Settings:
 
     @property
     def embedded(self) -> bool:
-        """True when the project runs its own Tansu broker (no bootstrap configured)."""
+        """True when the project runs its own broker, Tansu or Kafka (no bootstrap configured)."""
         return self.kafka_bootstrap is None
 
     @property
@@ -112,8 +115,11 @@ class Settings:
 
 
 SETTINGS_HELP: dict[str, str] = {
-    "KAFKA_BOOTSTRAP": "host:port of a Kafka cluster; unset = start the embedded Tansu broker",
-    "BROKER_PORT": "port of the embedded broker, on loopback (only when KAFKA_BOOTSTRAP is unset)",
+    "KAFKA_BOOTSTRAP": "host:port of a Kafka cluster; unset = start the project's own broker",
+    "BROKER_PORT": "port of the project's own broker, on loopback (only when KAFKA_BOOTSTRAP is unset)",
+    "BROKER_ENGINE": "own broker: kafka (Apache Kafka, durable), tansu (embedded, in memory) or auto",
+    "KAFKA_LIBS": "directory of the Apache Kafka jars; unset = .venv/kafka/libs (filled by make venv)",
+    "KAFKA_HEAP": "maximum JVM heap of the kafka engine's broker (the initial heap is a quarter)",
     "TOPIC_PREFIX": "prefix of every topic name",
     "PARTITIONS": "partitions of each topic created at startup",
     "REPLICATION_FACTOR": "replication factor of topics created at startup",
@@ -160,6 +166,9 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
         return Settings(
             kafka_bootstrap=bootstrap,
             broker_port=config("BROKER_PORT", cast=int, default=defaults.broker_port),
+            broker_engine=config("BROKER_ENGINE", cast=str, default=defaults.broker_engine).strip().lower(),
+            kafka_libs=_optional_path(config("KAFKA_LIBS", cast=str, default="")),
+            kafka_heap=config("KAFKA_HEAP", cast=str, default=defaults.kafka_heap).strip(),
             topic_prefix=config("TOPIC_PREFIX", cast=str, default=defaults.topic_prefix),
             partitions=_positive(config("PARTITIONS", cast=int, default=6), "PARTITIONS"),
             replication_factor=config("REPLICATION_FACTOR", cast=int, default=1),
@@ -193,6 +202,10 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
     except ValueError as exc:
         # starlette.config names the variable and the cast that failed.
         raise ConfigError(f"{exc}; check the {ENV_PREFIX}* variables") from exc
+
+
+def _optional_path(value: str) -> Path | None:
+    return Path(value.strip()) if value.strip() else None
 
 
 def _positive(value: int, name: str) -> int:

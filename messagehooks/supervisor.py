@@ -7,6 +7,7 @@ deadline, and leaves no process behind.
 """
 
 import asyncio
+import dataclasses
 import logging
 import os
 import signal
@@ -22,7 +23,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.live import Live
 
-from messagehooks.broker import EmbeddedBroker, die_with_parent
+from messagehooks.broker import die_with_parent
+from messagehooks.engines import own_broker, resolve
 from messagehooks.kafka import ensure_project_topics
 from messagehooks.ports import ensure_free, stack_listeners
 from messagehooks.settings import ENV_PREFIX, Hook, Settings
@@ -52,6 +54,7 @@ def child_environment(settings: Settings) -> dict[str, str]:
     env[f"{ENV_PREFIX}BROKER_PORT"] = str(settings.broker_port)
     env[f"{ENV_PREFIX}WORKER_METRICS_PORT"] = str(settings.worker_metrics_port)
     env[f"{ENV_PREFIX}SINK_METRICS_PORT"] = str(settings.sink_metrics_port)
+    env[f"{ENV_PREFIX}BROKER_ENGINE"] = settings.broker_engine
     return env
 
 
@@ -117,8 +120,12 @@ def run_stack(settings: Settings, *, simulate_rate: float = 0.0) -> int:
     log_dir = settings.data_dir / "logs" if console.is_terminal else None
     with ExitStack() as stack:
         if settings.embedded:
-            broker = stack.enter_context(EmbeddedBroker(settings.broker_port))
-            logger.info("embedded broker", extra={"bootstrap": broker.bootstrap})
+            engine = resolve(settings)
+            logger.info("broker engine: %s (%s)", engine.name, engine.reason)
+            settings = dataclasses.replace(settings, broker_engine=engine.name)  # children skip `auto`
+            broker = own_broker(settings)
+            stack.enter_context(broker)
+            logger.info("own broker", extra={"bootstrap": broker.bootstrap, "engine": engine.name})
         asyncio.run(ensure_project_topics(settings))
         env = child_environment(settings)
         children = [spawn(name, [name], env, log_dir) for name in ("ingest", "worker", "sink")]

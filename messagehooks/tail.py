@@ -6,6 +6,7 @@ from typing import TextIO
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from messagehooks.engines import tansu_fixes
 from messagehooks.errors import ConfigError
 from messagehooks.kafka_compat import end_offsets
 from messagehooks.settings import Settings
@@ -44,7 +45,7 @@ async def tail(
         if from_beginning:
             await consumer.seek_to_beginning(*partitions)
         else:
-            for tp, offset in (await end_offsets(consumer, partitions, settings.embedded)).items():
+            for tp, offset in (await end_offsets(consumer, partitions, tansu_fixes(settings))).items():
                 consumer.seek(tp, offset)
         return await _print_records(consumer, chat, limit, idle_timeout, out)
     finally:

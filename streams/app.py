@@ -4,6 +4,7 @@ import logging
 
 import faust
 
+from messagehooks.engines import tansu_fixes
 from messagehooks.faust_settings import faust_app_settings, quiet_faust_loggers
 from messagehooks.kafka_compat import apply_faust_fixes
 from messagehooks.ports import ensure_free, worker_metrics_listener
@@ -14,7 +15,7 @@ from streams.metrics import serve, worker_registry
 
 def build_app(settings: Settings) -> tuple[faust.App, StreamStats]:
     """A Faust app with the sessionizing agent; the Tansu fixes apply on the embedded broker."""
-    apply_faust_fixes(embedded=settings.embedded)
+    apply_faust_fixes(embedded=tansu_fixes(settings))
     app = faust.App(settings.worker_id, **faust_app_settings(settings))
     stats = register_agents(app, settings)
 

@@ -21,6 +21,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from features.batch import build_dataset
 from ingest.validation import parse_body
 from messagehooks import store
+from messagehooks.engines import tansu_fixes
 from messagehooks.errors import ConfigError, InvalidPayload
 from messagehooks.kafka_compat import end_offsets
 from messagehooks.schema import Message, decode_message
@@ -180,7 +181,7 @@ async def _read_topic(settings: Settings, topic: str, out: TextIO) -> list[bytes
         partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
         if not partitions:
             raise ConfigError(f"topic {topic!r} does not exist on {settings.bootstrap}")
-        ends = await end_offsets(consumer, partitions, settings.embedded)
+        ends = await end_offsets(consumer, partitions, tansu_fixes(settings))
         out.write(f"backfill: reading {sum(ends.values())} records of {topic}\n")
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)

@@ -25,6 +25,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 from messagehooks import store
+from messagehooks.engines import tansu_fixes
 from messagehooks.kafka import TopicIncarnations
 from messagehooks.kafka_compat import end_offsets
 from messagehooks.ports import sink_metrics_listener
@@ -539,7 +540,7 @@ class DatasetSink:
             ids = [app_id(self.settings.sink_group, tp, incarnation or "") for tp in tps]
             found = await asyncio.to_thread(store.transaction_versions, self.root, table, ids)
             versions = found if incarnation is not None else [None] * len(tps)
-            ends = await end_offsets(consumer, tps, self.settings.embedded)
+            ends = await end_offsets(consumer, tps, tansu_fixes(self.settings))
             for tp, version in zip(tps, versions, strict=True):
                 if version is not None and version > ends[tp]:
                     # Same incarnation, yet the log is ahead of the topic: records were lost
