@@ -9,7 +9,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaClient, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from confluent_kafka import KafkaError as ConfluentError
@@ -81,6 +81,21 @@ async def topics_present(producer: AIOKafkaProducer, names: Iterable[str], timeo
         return False
     known = cluster.topics()
     return all(name in known for name in names)
+
+
+async def topic_partitions(bootstrap: str, topic: str) -> list[TopicPartition]:
+    """The partitions of `topic` ([] if it does not exist), from a Metadata request for all topics.
+
+    A consumer's own metadata lists only topics it subscribed to on Apache Kafka (Tansu answers
+    with every topic), and a Metadata request naming the topic would create it on Tansu.
+    """
+    client = AIOKafkaClient(bootstrap_servers=bootstrap)
+    await client.bootstrap()
+    try:
+        cluster = await client.fetch_all_metadata()
+    finally:
+        await client.close()
+    return [TopicPartition(topic, p) for p in sorted(cluster.partitions_for_topic(topic) or ())]
 
 
 class TopicIncarnations:

@@ -20,8 +20,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
 
-from messagehooks.broker import api_versions_round_trip, die_with_parent, free_port
-from messagehooks.errors import BrokerUnavailable, ConfigError
+from messagehooks.broker import api_versions_round_trip, cluster_id, die_with_parent, free_port
+from messagehooks.errors import BrokerUnavailable, ConfigError, PortUnavailable
+from messagehooks.ports import port_holder
 
 logger = logging.getLogger(__name__)
 
@@ -175,16 +176,34 @@ class KafkaBroker:
         deadline = time.monotonic() + ready_timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
+                code, self._process = self._process.returncode, None
+                holder = port_holder(self.port)
+                taken = f"port {self.port} is held by {holder}; " if holder else ""
                 raise BrokerUnavailable(
-                    f"Apache Kafka exited with code {self._process.returncode} on port {self.port}; "
-                    f"see {self.log_path} (is the port in use? set MESSAGEHOOKS_BROKER_PORT)"
+                    f"Apache Kafka exited with code {code}: {taken}see {self.log_path} "
+                    "(set MESSAGEHOOKS_BROKER_PORT or --broker-port to move it)"
                 )
             if api_versions_round_trip(self.host, self.port):
-                logger.info("kafka broker ready", extra={"bootstrap": self.bootstrap, "pid": self.pid})
-                return self
+                # Ready only if the broker answering is ours: alive, and our storage's cluster id.
+                answered = cluster_id(self.host, self.port)
+                if answered == self.cluster_id and self._process.poll() is None:
+                    logger.info("kafka broker ready", extra={"bootstrap": self.bootstrap, "pid": self.pid})
+                    return self
+                if answered is not None and answered != self.cluster_id:
+                    raise self._not_ours(answered)
             time.sleep(0.05)
         self.stop()
         raise BrokerUnavailable(f"Apache Kafka did not answer on {self.bootstrap} in {ready_timeout:.0f} s")
+
+    def _not_ours(self, answered: str) -> PortUnavailable:
+        """Another cluster answers on our port: never take it for the broker started here."""
+        self.stop()
+        holder = port_holder(self.port) or "another process"
+        return PortUnavailable(
+            f"port {self.port} answers as Kafka cluster {answered!r}, not the broker started here "
+            f"(cluster {self.cluster_id!r}): it is held by {holder}; "
+            "set MESSAGEHOOKS_BROKER_PORT or --broker-port to a free port"
+        )
 
     def stop(self, timeout: float = 30.0) -> None:
         """SIGTERM the JVM (a clean shutdown flushes the log), SIGKILL after `timeout`."""

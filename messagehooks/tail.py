@@ -4,10 +4,11 @@ import asyncio
 from typing import TextIO
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 from messagehooks.engines import tansu_fixes
 from messagehooks.errors import ConfigError
+from messagehooks.kafka import topic_partitions
 from messagehooks.kafka_compat import end_offsets
 from messagehooks.settings import Settings
 
@@ -38,7 +39,7 @@ async def tail(
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap, enable_auto_commit=False, group_id=None)
     await consumer.start()
     try:
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        partitions = await topic_partitions(settings.bootstrap, topic)
         if not partitions:
             raise ConfigError(f"topic {topic!r} does not exist on {settings.bootstrap}")
         consumer.assign(partitions)

@@ -23,6 +23,7 @@ from ingest.validation import parse_body
 from messagehooks import store
 from messagehooks.engines import tansu_fixes
 from messagehooks.errors import ConfigError, InvalidPayload
+from messagehooks.kafka import topic_partitions
 from messagehooks.kafka_compat import end_offsets
 from messagehooks.schema import Message, decode_message
 from messagehooks.settings import Hook, Settings
@@ -178,7 +179,7 @@ async def _read_topic(settings: Settings, topic: str, out: TextIO) -> list[bytes
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap, enable_auto_commit=False, group_id=None)
     await consumer.start()
     try:
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        partitions = await topic_partitions(settings.bootstrap, topic)
         if not partitions:
             raise ConfigError(f"topic {topic!r} does not exist on {settings.bootstrap}")
         ends = await end_offsets(consumer, partitions, tansu_fixes(settings))

