@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from messagehooks.cli import build_parser
+from messagehooks.kafka_broker import BROKER_PROPERTIES, KAFKA_VERSION, KafkaBroker
 from messagehooks.settings import ENV_PREFIX, SETTINGS_HELP, Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,6 +37,19 @@ def _subcommands() -> set[str]:
 def _substituted(value: str) -> str:
     """A compose value with ${VAR:-default} replaced by its default, as with an empty environment."""
     return re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", value)
+
+
+def test_compose_runs_the_kafka_version_and_settings_the_tests_run():
+    kafka = COMPOSE["services"]["kafka"]
+    assert kafka["image"] == f"apache/kafka:{KAFKA_VERSION}"
+    pom = (ROOT / "kafka" / "pom.xml").read_text()
+    assert f"<kafka.version>{KAFKA_VERSION}</kafka.version>" in pom
+    environment = {key: str(value) for key, value in kafka["environment"].items()}
+    for key, value in BROKER_PROPERTIES.items():
+        # The apache/kafka image maps KAFKA_A_B to a.b (and __ to _, ___ to -).
+        variable = "KAFKA_" + key.upper().replace("-", "___").replace(".", "_")
+        assert environment.get(variable) == value, variable
+    assert f"-Xmx{KafkaBroker(ROOT).heap}" in environment["KAFKA_HEAP_OPTS"]
 
 
 def test_the_stack_has_kafka_topics_ingest_worker_sink_and_an_optional_ui():
