@@ -252,7 +252,8 @@ def run_stack(settings: Settings, *, simulate_rate: float = 0.0) -> int:
     console = Console(stderr=True)
     log_dir = settings.data_dir / "logs" if console.is_terminal else None
     with ExitStack() as exits:
-        stack = exits.enter_context(Stack(settings, child_environment(settings), log_dir))
+        env = {**child_environment(settings), f"{ENV_PREFIX}READY_NEEDS_SINK": "1"}  # /readyz sees the sink
+        stack = exits.enter_context(Stack(settings, env, log_dir))
         for name in ("ingest", "worker", "sink"):
             stack.start(name, [name])
         base = f"http://{_loopback(settings.host)}:{settings.port}"
