@@ -85,8 +85,8 @@ class UpProcess:
             time.sleep(0.2)
         raise TimeoutError(f"/readyz never answered {status}; last: {last.text if last else None}")
 
-    def post(self, ids: range, client: httpx.Client) -> Counter[int]:
-        """POST one message per request; the statuses it got, counted."""
+    def post(self, ids: range, client: httpx.Client, keep_errors: list[dict] | None = None) -> Counter[int]:
+        """POST one message per request; the statuses it got, counted (5xx bodies to `keep_errors`)."""
         statuses: Counter[int] = Counter()
         now = time.time()
         for i in ids:
@@ -105,6 +105,11 @@ class UpProcess:
                     time.sleep(1)
                     continue
                 statuses[response.status_code] += 1
+                if keep_errors is not None and response.status_code >= 500:
+                    try:
+                        keep_errors.append(response.json())
+                    except ValueError:
+                        keep_errors.append({"not_json": response.text[:200]})
                 break
             else:
                 statuses[0] += 1

@@ -1,0 +1,143 @@
+"""A full disk under `messagehooks up`: readiness says so, errors stay JSON, nothing is lost.
+
+The data dir is a small tmpfs (the tests run as root), filled to the last byte by a filler
+file while traffic goes on, then freed. Phase 1: the sink's Delta commits fail while the
+broker takes records - /readyz must answer 503 naming the sink. Phase 2: the broker stalls
+too (SIGSTOP) - the ingest must spool or, when the spool's disk refuses, answer a JSON 503;
+the sink must not crash while it can neither commit nor rewind. After the filler is removed
+and the broker resumes, every message answered 2xx is in `messages` exactly once.
+"""
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.reliability.up_process import UpProcess, body_of
+
+pytestmark = pytest.mark.integration
+
+TMPFS_SIZE = "64m"
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 64 MiB tmpfs mounted for this test, unmounted after it."""
+    mount_point = tmp_path / "disk"
+    mount_point.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={TMPFS_SIZE}", "tmpfs", str(mount_point)],
+        capture_output=True,
+        text=True,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {mounted.stderr.strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def _fill(disk: Path) -> Path:
+    """Write a filler file until the disk refuses even 512 bytes more."""
+    filler = disk / "filler"
+    with filler.open("wb", buffering=0) as out:
+        for chunk in (1 << 20, 1 << 14, 512):
+            try:
+                while True:
+                    out.write(b"\0" * chunk)
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    raise
+    return filler
+
+
+def _post_all(
+    up: UpProcess, ids: range, client: httpx.Client
+) -> tuple[Counter[int], dict[int, int], list[dict]]:
+    """One message per POST; statuses counted, each id's status, and the 5xx bodies (parsed)."""
+    statuses: Counter[int] = Counter()
+    by_id: dict[int, int] = {}
+    errors: list[dict] = []
+    for i in ids:
+        got = up.post(range(i, i + 1), client, keep_errors=errors)
+        statuses += got
+        by_id[i] = next(iter(got))
+    return statuses, by_id, errors
+
+
+def test_a_full_disk_shows_in_readiness_and_loses_nothing(small_disk, tmp_path):
+    up = UpProcess(tmp_path, small_disk / "data", MESSAGEHOOKS_PRODUCE_TIMEOUT="1").start()
+    broker_stopped = False
+    filler: Path | None = None
+    try:
+        up.wait_ready()
+        sink_pid = up.children()["sink"]
+        with httpx.Client() as client:
+            before, _, _ = _post_all(up, range(0, 200), client)
+            up.wait_bodies({body_of(i) for i in range(200)}, timeout=60)
+
+            filler = _fill(small_disk)
+            during, _, _ = _post_all(up, range(200, 400), client)  # the broker takes them: 200
+            try:
+                not_ready = up.wait_readyz(503, timeout=40).json()
+            except TimeoutError:
+                not_ready = None
+
+            broker = up.children()["broker"]
+            os.kill(broker, signal.SIGSTOP)  # the broker stalls: produce times out, the ingest spools
+            broker_stopped = True
+            stalled, by_id, errors = _post_all(up, range(400, 460), client)
+            time.sleep(10)  # the sink, failing, tries to rewind against the stalled broker
+            sink_survived = up.children().get("sink") == sink_pid
+            os.kill(broker, signal.SIGCONT)
+            broker_stopped = False
+
+            filler.unlink()
+            filler = None
+            up.wait_ready(timeout=120)
+        acked = {body_of(i) for i in range(400)} | {body_of(i) for i, s in by_id.items() if s == 202}
+        found = up.wait_bodies(acked, timeout=120)
+        code = up.stop()
+        found = up.bodies()
+        figures = {
+            "fault": "full disk under up (tmpfs), then the broker stalled too",
+            "answered_before": dict(before),
+            "answered_disk_full": dict(during),
+            "readyz_while_commits_fail": not_ready,
+            "answered_disk_full_broker_stalled": dict(stalled),
+            "error_bodies": errors[:2],
+            "sink_survived": sink_survived,
+            "acked_2xx": len(acked),
+            "lost": len(acked - set(found)),
+            "duplicated": sum(n - 1 for n in found.values()),
+            "exit_code": code,
+        }
+        out = Path(os.environ.get("RELIABILITY_FIGURES", tmp_path))
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "disk-full.json").write_text(json.dumps(figures, indent=2))
+        assert before == {200: 200}, figures
+        assert during == {200: 200}, figures
+        assert not_ready is not None, figures
+        assert not_ready["error"] == "sink_unhealthy", figures
+        assert "Delta commits fail" in not_ready["detail"], figures
+        assert set(stalled) <= {202, 503}, figures
+        assert stalled[503] > 0, figures
+        assert all(e.get("error") == "spool_unavailable" for e in errors), figures
+        assert sink_survived, figures
+        assert (figures["lost"], figures["duplicated"]) == (0, 0), figures
+        assert code == 0, figures
+    finally:
+        if broker_stopped:
+            os.kill(broker, signal.SIGCONT)
+        if filler is not None:
+            filler.unlink(missing_ok=True)
+        up.stop()
