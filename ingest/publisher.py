@@ -30,6 +30,8 @@ Readiness = Literal["ready", "degraded"]
 
 _FORWARD_BATCH = 500
 _PROBE_INTERVAL = 0.5
+_SPOOL_ERROR_SHOWN = 10.0
+"""Seconds /readyz reports a refused spool write (no later write may come to clear it)."""
 
 
 class Publisher(Protocol):
@@ -78,6 +80,7 @@ class KafkaPublisher:
         self._forwarder: asyncio.Task[None] | None = None
         self._spool_lock = asyncio.Lock()
         self._spool_error: str | None = None
+        self._spool_failed_at = 0.0
 
     @property
     def spool(self) -> Spool:
@@ -106,7 +109,7 @@ class KafkaPublisher:
             await asyncio.to_thread(self._spool.close)
 
     def readiness(self) -> tuple[Readiness, str]:
-        if self._spool_error is not None:
+        if self._spool_error is not None and time.monotonic() - self._spool_failed_at < _SPOOL_ERROR_SHOWN:
             return "degraded", f"the spool cannot store requests ({self._spool_error}): answering 503"
         if not self._broker_ok:
             return "degraded", "broker unreachable: requests are spooled to disk"
@@ -136,6 +139,7 @@ class KafkaPublisher:
                 await asyncio.to_thread(self.spool.append, records)
             except (sqlite3.Error, OSError) as exc:
                 self._spool_error = f"{type(exc).__name__}: {exc}"
+                self._spool_failed_at = time.monotonic()
                 logger.error("spool write failed: answering 503", extra={"error": self._spool_error})
                 raise SpoolUnavailable(
                     f"the broker did not take the request and the spool at {self.spool.path} could not "

@@ -12,6 +12,7 @@ import errno
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import time
 from collections import Counter
@@ -21,6 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from ingest.spool import Record, Spool
 from tests.reliability.up_process import UpProcess, body_of
 
 pytestmark = pytest.mark.integration
@@ -141,3 +143,25 @@ def test_a_full_disk_shows_in_readiness_and_loses_nothing(small_disk, tmp_path):
         if filler is not None:
             filler.unlink(missing_ok=True)
         up.stop()
+
+
+def test_the_spool_takes_records_again_once_the_disk_has_room(small_disk):
+    """A write refused by a full disk leaves no transaction open behind it."""
+    spool = Spool(small_disk / "spool" / "spool.sqlite3")
+    spool.append([Record("t", b"k", b"before")])
+    filler = _fill(small_disk)
+    refused: list[str] = []
+    for i in range(50):  # the WAL may still have room for a few records
+        try:
+            spool.append([Record("t", b"k", b"x" * 8192 + str(i).encode())])
+        except sqlite3.OperationalError as exc:
+            refused.append(str(exc))
+            break
+    filler.unlink()
+    spool.append([Record("t", b"k", b"after")])
+    values = [record.value for _, record in spool.peek(100)]
+    spool.close()
+    assert refused == ["database or disk is full"]
+    assert values[0] == b"before"
+    assert values[-1] == b"after"
+    assert len(values) == spool.depth
