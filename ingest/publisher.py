@@ -140,10 +140,13 @@ class KafkaPublisher:
             except (sqlite3.Error, OSError) as exc:
                 self._spool_error = f"{type(exc).__name__}: {exc}"
                 self._spool_failed_at = time.monotonic()
-                logger.error("spool write failed: answering 503", extra={"error": self._spool_error})
+                logger.error(
+                    "spool write failed: answering 503",
+                    extra={"error": self._spool_error, "spool": str(self.spool.path)},
+                )
                 raise SpoolUnavailable(
-                    f"the broker did not take the request and the spool at {self.spool.path} could not "
-                    f"store it ({exc}); nothing was accepted: retry later"
+                    f"the broker did not take the request and the spool could not store it ({exc}); "
+                    "nothing was accepted: retry later"
                 ) from exc
             self._spool_error = None
         self._metrics.spool_depth.set(self.spool.depth)
