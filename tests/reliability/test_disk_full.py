@@ -23,7 +23,9 @@ import httpx
 import pytest
 
 from ingest.spool import Record, Spool
-from tests.reliability.up_process import UpProcess, body_of
+from messagehooks.broker import EmbeddedBroker, free_port
+from tests.integration.processes import IngestProcess, SinkProcess
+from tests.reliability.up_process import UpProcess, bodies_in, body_of, post_messages
 
 pytestmark = pytest.mark.integration
 
@@ -171,3 +173,71 @@ def test_the_spool_takes_records_again_once_the_disk_has_room(small_disk):
     assert values[0] == b"before"
     assert values[-1] == b"after"
     assert len(values) == spool.depth
+
+
+def test_the_sink_survives_failed_commits_while_the_broker_is_down(small_disk, tmp_path):
+    """Commits fail (full disk) and the broker is gone: the rewind cannot reach it. The sink
+    must keep running, and write what the next broker brings once the disk has room."""
+    port = free_port()
+    broker = EmbeddedBroker(port).start()
+    unique = os.urandom(4).hex()
+    env = {
+        "MESSAGEHOOKS_BROKER_PORT": str(port),
+        "MESSAGEHOOKS_TOPIC_PREFIX": f"full{unique}.",
+        "MESSAGEHOOKS_PARTITIONS": "3",
+        "MESSAGEHOOKS_SINK_GROUP": f"s{unique}",
+        "MESSAGEHOOKS_SINK_FLUSH_INTERVAL": "0.5",
+        "MESSAGEHOOKS_PRODUCE_TIMEOUT": "1",
+    }
+    ingest = IngestProcess(
+        {**env, "MESSAGEHOOKS_DATA_DIR": str(tmp_path / "ingest")}, tmp_path / "ingest.log"
+    )
+    sink = SinkProcess({**env, "MESSAGEHOOKS_DATA_DIR": str(small_disk / "data")}, tmp_path / "sink.log")
+    root = str(small_disk / "data" / "datasets")
+    filler: Path | None = None
+    try:
+        ingest.start().wait_ready()
+        sink.start()
+        with httpx.Client() as client:
+            first = post_messages(ingest.url, range(0, 50), client)
+            deadline = time.monotonic() + 60
+            while len(bodies_in(root)) < 50 and time.monotonic() < deadline:
+                time.sleep(0.3)
+            filler = _fill(small_disk)
+            post_messages(ingest.url, range(50, 100), client)  # the sink cannot commit these
+            time.sleep(3)
+            broker.stop()  # gone: the sink's rewind finds no broker
+            time.sleep(8)
+            alive_while_down = sink.alive()
+            broker = EmbeddedBroker(port).start()  # a fresh, empty one: 50..99 died with the old
+            filler.unlink()
+            filler = None
+            last = post_messages(ingest.url, range(100, 150), client)
+        expected = {body_of(i) for i in range(50)} | {body_of(i) for i in range(100, 150)}
+        deadline = time.monotonic() + 90
+        while not expected <= set(bodies_in(root)) and time.monotonic() < deadline and sink.alive():
+            time.sleep(0.5)
+        found = bodies_in(root)
+        figures = {
+            "fault": "sink commits failing (full tmpfs) while the broker is down",
+            "answered_first": dict(first),
+            "answered_last": dict(last),
+            "sink_alive_while_broker_down": alive_while_down,
+            "sink_alive_at_end": sink.alive(),
+            "missing": len(expected - set(found)),
+            "duplicated": sum(n - 1 for n in found.values()),
+            "failed_commit_logged": "Delta commit failed" in sink.logs(),
+        }
+        out = Path(os.environ.get("RELIABILITY_FIGURES", tmp_path))
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "disk-full-broker-down-sink.json").write_text(json.dumps(figures, indent=2))
+        assert figures["failed_commit_logged"], figures
+        assert alive_while_down, figures
+        assert figures["sink_alive_at_end"], figures
+        assert (figures["missing"], figures["duplicated"]) == (0, 0), figures
+    finally:
+        if filler is not None:
+            filler.unlink(missing_ok=True)
+        sink.stop()
+        ingest.stop()
+        broker.stop()

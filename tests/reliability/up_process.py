@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -18,6 +19,47 @@ from tests.factories import landbot_body, landbot_message
 def body_of(i: int) -> str:
     """A unique message text without digits (the PII masking would touch long digit runs)."""
     return "msg " + "".join(chr(97 + (i // 26**k) % 26) for k in range(4))
+
+
+def post_messages(
+    url: str,
+    ids: range,
+    client: httpx.Client,
+    alive: Callable[[], bool] = lambda: True,
+    keep_errors: list[dict] | None = None,
+) -> Counter[int]:
+    """POST message `i` of `ids` to `url`'s default hook, one per request; statuses counted."""
+    statuses: Counter[int] = Counter()
+    now = time.time()
+    for i in ids:
+        if not alive():
+            statuses[0] += 1  # up is gone: nothing answers
+            continue
+        message = landbot_message(chat=1000 + i % 40, body=body_of(i), ts=now - 600 + i * 0.01, uuid=f"u{i}")
+        for _ in range(3):  # a refused connection (the ingest restarting) is retried, like Landbot
+            try:
+                response = client.post(f"{url}/hooks/default", json=landbot_body(message), timeout=30)
+            except httpx.TransportError:
+                time.sleep(1)
+                continue
+            statuses[response.status_code] += 1
+            if keep_errors is not None and response.status_code >= 500:
+                try:
+                    keep_errors.append(response.json())
+                except ValueError:
+                    keep_errors.append({"not_json": response.text[:200]})
+            break
+        else:
+            statuses[0] += 1
+    return statuses
+
+
+def bodies_in(root: str) -> Counter[str]:
+    """The `body` of every row of the `messages` table under `root`, counted."""
+    if not store.exists(root, "messages"):
+        return Counter()
+    rows = store.open_table(root, "messages").to_pyarrow_table(columns=["body"]).column("body")
+    return Counter(rows.to_pylist())
 
 
 class UpProcess:
@@ -87,41 +129,11 @@ class UpProcess:
 
     def post(self, ids: range, client: httpx.Client, keep_errors: list[dict] | None = None) -> Counter[int]:
         """POST one message per request; the statuses it got, counted (5xx bodies to `keep_errors`)."""
-        statuses: Counter[int] = Counter()
-        now = time.time()
-        for i in ids:
-            if not self.alive():
-                statuses[0] += 1  # up is gone: nothing answers
-                continue
-            message = landbot_message(
-                chat=1000 + i % 40, body=body_of(i), ts=now - 600 + i * 0.01, uuid=f"u{i}"
-            )
-            for _ in range(3):  # a refused connection (the ingest restarting) is retried, like Landbot
-                try:
-                    response = client.post(
-                        f"{self.url}/hooks/default", json=landbot_body(message), timeout=30
-                    )
-                except httpx.TransportError:
-                    time.sleep(1)
-                    continue
-                statuses[response.status_code] += 1
-                if keep_errors is not None and response.status_code >= 500:
-                    try:
-                        keep_errors.append(response.json())
-                    except ValueError:
-                        keep_errors.append({"not_json": response.text[:200]})
-                break
-            else:
-                statuses[0] += 1
-        return statuses
+        return post_messages(self.url, ids, client, self.alive, keep_errors)
 
     def bodies(self) -> Counter[str]:
         """The `body` of every row of the `messages` table, counted."""
-        root = str(self.data_dir / "datasets")
-        if not store.exists(root, "messages"):
-            return Counter()
-        rows = store.open_table(root, "messages").to_pyarrow_table(columns=["body"]).column("body")
-        return Counter(rows.to_pylist())
+        return bodies_in(str(self.data_dir / "datasets"))
 
     def wait_bodies(self, expected: set[str], timeout: float) -> Counter[str]:
         """Until the table holds every expected body (or the deadline); the table's bodies."""
