@@ -99,10 +99,11 @@ def test_kill_9_of_the_broker_then_a_restart_of_up_keeps_every_message(tmp_path)
         with httpx.Client() as client:
             first = up.post(range(0, 600), client)
             committed = up.wait_bodies({body_of(i) for i in range(600)}, timeout=90)
-            broker = up.children()["broker"]
+            broker, worker = up.children()["broker"], up.children()["worker"]
             os.kill(broker, signal.SIGKILL)  # the in-memory broker and all it held are gone
             second = up.post(range(600, 1800), client)
         new_broker = _wait_for_new_pid(up, "broker", broker)
+        new_worker = _wait_for_new_pid(up, "worker", worker)  # its state lived on the old broker
         up.wait_ready(timeout=90)  # the fresh broker has the topics and the spool is forwarded
         first_code = up.stop()
         again = UpProcess(tmp_path, data, "up-2").start()
@@ -120,6 +121,7 @@ def test_kill_9_of_the_broker_then_a_restart_of_up_keeps_every_message(tmp_path)
             "lost": len(expected - set(found)),
             "duplicated": sum(n - 1 for n in found.values()),
             "broker_restarted": new_broker is not None,
+            "worker_restarted": new_worker is not None,
             "first_up_exit_code": first_code,
         }
         _figures(tmp_path, "up-kill-9-broker-restart", figures)
@@ -128,6 +130,8 @@ def test_kill_9_of_the_broker_then_a_restart_of_up_keeps_every_message(tmp_path)
         assert sum(second.values()) == 1200, figures
         assert (figures["lost"], figures["duplicated"], figures["rows"]) == (0, 0, 1800), figures
         assert "starting a fresh one in 0.5 s" in up.logs()
+        assert figures["broker_restarted"], figures
+        assert figures["worker_restarted"], figures
         assert first_code == 0, figures
     finally:
         up.stop()
