@@ -14,7 +14,7 @@ from starlette.routing import Route
 from ingest.metrics import IngestMetrics
 from ingest.publisher import KafkaPublisher, Publisher
 from ingest.routes import Ingest, ORJSONResponse
-from messagehooks.errors import InvalidPayload, RateLimited, Unauthorized, UnknownHook
+from messagehooks.errors import InvalidPayload, RateLimited, SpoolUnavailable, Unauthorized, UnknownHook
 from messagehooks.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -55,6 +55,10 @@ def create_app(settings: Settings, publisher: Publisher | None = None) -> Starle
             raise exc
         return _error(exc.status, exc.reason, exc.detail)
 
+    async def spool_unavailable(request: Request, exc: Exception) -> Response:
+        metrics.count_request(request.path_params.get("hook", "_unknown"), 503)
+        return _error(503, "spool_unavailable", str(exc), {"Retry-After": "5"})
+
     async def http_error(request: Request, exc: Exception) -> Response:
         if not isinstance(exc, HTTPException):  # pragma: no cover - registered for it only
             raise exc
@@ -74,6 +78,7 @@ def create_app(settings: Settings, publisher: Publisher | None = None) -> Starle
             RateLimited: rate_limited,
             InvalidPayload: invalid,
             HTTPException: http_error,
+            SpoolUnavailable: spool_unavailable,
         },
         lifespan=lifespan,
     )

@@ -119,6 +119,10 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                         "404": _error("Unknown hook"),
                         "413": _error("Body or message count over the limit"),
                         "422": _error("No valid message (each rejected one is dead-lettered)"),
+                        "503": _error(
+                            "spool_unavailable: the broker did not take the request and the spool's disk "
+                            "refused it (full); nothing was accepted, retry after Retry-After"
+                        ),
                     },
                 }
             },

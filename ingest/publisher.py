@@ -9,6 +9,7 @@ forwards the spool when the broker answers again, re-creating topics if the brok
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import time
 from collections.abc import Sequence
 from typing import Literal, Protocol
@@ -19,6 +20,7 @@ from aiokafka.errors import KafkaError
 from ingest.metrics import IngestMetrics
 from ingest.spool import Record, Spool
 from ingest.spool_recovery import open_spool
+from messagehooks.errors import SpoolUnavailable
 from messagehooks.kafka import ensure_project_topics, make_producer, topics_present
 from messagehooks.settings import Settings
 
@@ -29,6 +31,8 @@ Readiness = Literal["ready", "degraded"]
 
 _FORWARD_BATCH = 500
 _PROBE_INTERVAL = 0.5
+_SPOOL_ERROR_SHOWN = 10.0
+"""Seconds /readyz reports a refused spool write (no later write may come to clear it)."""
 
 
 class Publisher(Protocol):
@@ -76,6 +80,8 @@ class KafkaPublisher:
         self._wake = asyncio.Event()
         self._forwarder: asyncio.Task[None] | None = None
         self._spool_lock = asyncio.Lock()
+        self._spool_error: str | None = None
+        self._spool_failed_at = 0.0
 
     @property
     def spool(self) -> Spool:
@@ -104,6 +110,8 @@ class KafkaPublisher:
             await asyncio.to_thread(self._spool.close)
 
     def readiness(self) -> tuple[Readiness, str]:
+        if self._spool_error is not None and time.monotonic() - self._spool_failed_at < _SPOOL_ERROR_SHOWN:
+            return "degraded", f"the spool cannot store requests ({self._spool_error}): answering 503"
         if not self._broker_ok:
             return "degraded", "broker unreachable: requests are spooled to disk"
         if not self._topics_ok:
@@ -120,6 +128,7 @@ class KafkaPublisher:
                 self._broker_ok = False
                 logger.warning("produce failed, spooling", extra={"error": type(exc).__name__})
             else:
+                self._spool_error = None  # Kafka takes requests: the spool is not needed
                 return "acked"
         await self._append_to_spool(records)
         return "spooled"
@@ -127,7 +136,20 @@ class KafkaPublisher:
     async def _append_to_spool(self, records: Sequence[Record]) -> None:
         # One writer at a time keeps the spool's order equal to the order of acceptance.
         async with self._spool_lock:
-            await asyncio.to_thread(self.spool.append, records)
+            try:
+                await asyncio.to_thread(self.spool.append, records)
+            except (sqlite3.Error, OSError) as exc:
+                self._spool_error = f"{type(exc).__name__}: {exc}"
+                self._spool_failed_at = time.monotonic()
+                logger.error(
+                    "spool write failed: answering 503",
+                    extra={"error": self._spool_error, "spool": str(self.spool.path)},
+                )
+                raise SpoolUnavailable(
+                    f"the broker did not take the request and the spool could not store it ({exc}); "
+                    "nothing was accepted: retry later"
+                ) from exc
+            self._spool_error = None
         self._metrics.spool_depth.set(self.spool.depth)
         self._wake.set()
 
@@ -179,6 +201,8 @@ class KafkaPublisher:
             except (KafkaError, OSError, TimeoutError) as exc:
                 self._broker_ok = False
                 logger.warning("broker unavailable", extra={"error": type(exc).__name__})
+            except sqlite3.Error as exc:  # a full disk refuses even the delete: retry, never stop
+                logger.error("spool forwarding failed", extra={"error": f"{type(exc).__name__}: {exc}"})
 
     async def _forward_spool(self) -> None:
         while self.spool.depth:

@@ -21,6 +21,7 @@ from ingest.records import dead_letter_record, message_records, raw_record
 from ingest.spool import Record
 from ingest.validation import Parsed, Rejection, parse_body
 from messagehooks.errors import InvalidPayload, RateLimited, UnknownHook
+from messagehooks.health import read_health
 from messagehooks.kafka import MAX_RECORD_BYTES
 from messagehooks.logging import request_id_var
 from messagehooks.settings import HOOK_NAME, Hook, Settings
@@ -200,11 +201,24 @@ class Ingest:
         return ORJSONResponse({"status": "ok"})
 
     async def readyz(self, request: Request) -> Response:
-        """Readiness: 200 when the broker is reachable, topics exist and the spool is empty."""
+        """Readiness: 200 when the broker is reachable, topics exist and the spool is empty.
+
+        With `ready_needs_sink` (set by `up`), also only while the dataset sink's commits succeed:
+        records acknowledged meanwhile would live only in the broker.
+        """
         state, detail = self.publisher.readiness()
-        return ORJSONResponse(
-            {"status": state, "detail": detail}, status_code=200 if state == "ready" else 503
-        )
+        content = {"status": state, "detail": detail}
+        if self.settings.ready_needs_sink:
+            sink = read_health(self.settings.sink_health_path)
+            if sink is None or not sink.healthy:
+                state = "degraded"
+                problem = sink.detail if sink is not None else "has not reported yet"
+                content = {
+                    "status": state,
+                    "error": "sink_unhealthy",
+                    "detail": f"dataset sink: {problem}; ingest: {detail}",
+                }
+        return ORJSONResponse(content, status_code=200 if state == "ready" else 503)
 
     async def metrics_endpoint(self, request: Request) -> Response:
         """Prometheus exposition of this process's metrics."""

@@ -46,11 +46,18 @@ class Spool:
         """Store `records` durably (one transaction, fsynced) before returning."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
-            self._db.executemany(
-                "INSERT INTO spool (topic, key, value) VALUES (?, ?, ?)",
-                [(r.topic, r.key, r.value) for r in records],
-            )
-            self._db.execute("COMMIT")
+            try:
+                self._db.executemany(
+                    "INSERT INTO spool (topic, key, value) VALUES (?, ?, ?)",
+                    [(r.topic, r.key, r.value) for r in records],
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                # A full disk fails the insert or the commit: leave no transaction open behind,
+                # or every later append would fail too, after the disk has room again.
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
             self._depth += len(records)
 
     def peek(self, limit: int) -> list[tuple[int, Record]]:
@@ -64,7 +71,12 @@ class Spool:
     def remove_through(self, seq: int) -> None:
         """Forget every record up to and including `seq` (they are acknowledged by Kafka)."""
         with self._lock:
-            self._db.execute("DELETE FROM spool WHERE seq <= ?", (seq,))
+            try:
+                self._db.execute("DELETE FROM spool WHERE seq <= ?", (seq,))
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
             self._depth = self._count()
 
     def close(self) -> None:

@@ -125,6 +125,11 @@ class EmbeddedBroker:
         """PID of the running broker process."""
         return self._process.pid if self._process else None
 
+    @property
+    def exit_code(self) -> int | None:
+        """The broker's exit code once it has died on its own; None while it runs (or was stopped)."""
+        return None if self._process is None else self._process.poll()
+
     def start(self, ready_timeout: float = 15.0) -> Self:
         """Start Tansu and wait until it answers a Kafka request as the cluster it was given.
 

@@ -7,7 +7,8 @@ MessageHooksError
 ├── UnknownHook          404: no hook of that name
 ├── InvalidPayload       400/408/413/422 + a dead-letter record: authenticated but unusable
 ├── RateLimited          429: the hook's rate limit is reached (nothing stored)
-└── BrokerUnavailable    Kafka did not acknowledge in time (the ingest spools instead)
+├── BrokerUnavailable    Kafka did not acknowledge in time (the ingest spools instead)
+└── SpoolUnavailable     503: Kafka is away and the spool cannot store the request (disk full)
 """
 
 
@@ -59,3 +60,7 @@ class RateLimited(MessageHooksError):
 
 class BrokerUnavailable(MessageHooksError):
     """Kafka did not acknowledge a produce request before the deadline."""
+
+
+class SpoolUnavailable(MessageHooksError):
+    """The request could not be stored: Kafka did not take it and the spool's disk refused it."""

@@ -144,6 +144,11 @@ class KafkaBroker:
         return self._process.pid if self._process else None
 
     @property
+    def exit_code(self) -> int | None:
+        """The JVM's exit code once it has died on its own; None while it runs (or was stopped)."""
+        return None if self._process is None else self._process.poll()
+
+    @property
     def log_path(self) -> Path:
         """The broker's own log (warnings and errors, and its start line)."""
         return self.home / "broker.log"

@@ -80,6 +80,7 @@ class Settings:
     request_timeout: float = 10.0
     worker_metrics_port: int = 9101
     sink_metrics_port: int = 9102
+    ready_needs_sink: bool = False
 
     @property
     def embedded(self) -> bool:
@@ -100,6 +101,11 @@ class Settings:
     def dataset_root(self) -> str:
         """Where the Delta tables live: a local directory or an object-store URL (s3://, ...)."""
         return self.dataset_uri or str(self.data_dir / "datasets")
+
+    @property
+    def sink_health_path(self) -> Path:
+        """Where the dataset sink reports whether its Delta commits succeed (read by /readyz)."""
+        return self.data_dir / "health" / "sink.json"
 
     @property
     def spool_path(self) -> Path:
@@ -148,6 +154,8 @@ SETTINGS_HELP: dict[str, str] = {
     "REQUEST_TIMEOUT": "seconds a client may take to send its request body (408 after)",
     "WORKER_METRICS_PORT": "port of a stream worker's Prometheus /metrics (0 = none)",
     "SINK_METRICS_PORT": "port of a dataset sink's Prometheus /metrics (0 = none)",
+    "READY_NEEDS_SINK": "the ingest's /readyz also answers 503 while the sink's Delta commits fail "
+    "(read from DATA_DIR/health/sink.json; `up` sets it)",
 }
 
 
@@ -198,6 +206,7 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
             request_timeout=config("REQUEST_TIMEOUT", cast=float, default=10.0),
             worker_metrics_port=config("WORKER_METRICS_PORT", cast=int, default=defaults.worker_metrics_port),
             sink_metrics_port=config("SINK_METRICS_PORT", cast=int, default=defaults.sink_metrics_port),
+            ready_needs_sink=config("READY_NEEDS_SINK", cast=bool, default=False),
         )
     except ValueError as exc:
         # starlette.config names the variable and the cast that failed.

@@ -22,13 +22,16 @@ import orjson
 import pyarrow as pa
 import pyarrow.dataset as ds
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 
 from messagehooks import store
 from messagehooks.engines import tansu_fixes
+from messagehooks.health import SinkHealth, healthy_now, write_health
 from messagehooks.kafka import TopicIncarnations
 from messagehooks.kafka_compat import end_offsets
 from messagehooks.ports import sink_metrics_listener
+from messagehooks.restarts import Backoff
 from messagehooks.schema import decode_message
 from messagehooks.settings import Settings
 from messagehooks.store import PARTITION_COLUMN, TableName, TableSpec
@@ -244,6 +247,10 @@ class DatasetSink:
         self.gauges = Gauges()
         self.metrics = sink_metrics(self.stats, self.gauges)
         self._last_commit = time.monotonic()
+        # After a failed commit: wait before the next try, and rewind until the seek succeeds.
+        self._retry = Backoff()
+        self._rewind_due: float | None = None
+        self._health: SinkHealth | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume and commit until `stop` is set, then drain the topics and commit the rest.
@@ -264,6 +271,7 @@ class DatasetSink:
         self._consumer = consumer
         self._lookup = TopicIncarnations(self.settings.bootstrap)
         consumer.subscribe(list(self.tables), listener=_Listener(self))
+        self._report(healthy_now("started"))
         await consumer.start()
         logger.info("dataset sink started", extra={"root": self.root, "group": self.settings.sink_group})
         last_log = time.monotonic()
@@ -274,6 +282,7 @@ class DatasetSink:
                 # Stopping, wait out a whole fetch: an empty answer then means the topics' end.
                 wait_ms = 2 * FETCH_MAX_WAIT_MS if stopping else 100
                 batch = await consumer.getmany(timeout_ms=wait_ms, max_records=10_000)
+                await self._rewind_if_due()
                 async with self._lock:  # not while a rebalance resets positions and indexes
                     for tp, records in batch.items():
                         await self._accept(consumer, tp, records)
@@ -321,7 +330,11 @@ class DatasetSink:
             if record.offset < expected:
                 continue  # a repeat of what this sink already has
             if record.offset > expected:
-                earliest = (await consumer.beginning_offsets([tp]))[tp]
+                try:
+                    earliest = (await consumer.beginning_offsets([tp]))[tp]
+                except (KafkaError, OSError) as exc:  # the broker is away: seek back, never skip
+                    logger.warning("could not ask for the topic's start: %s", _describe(exc))
+                    earliest = expected
                 if earliest <= expected:
                     self.stats.reseeks += 1
                     logger.warning(
@@ -441,8 +454,17 @@ class DatasetSink:
                     buffer.index.evict()
             if failed:
                 self.stats.failed_commits += len(failed)
-                logger.error("Delta commit failed: rewinding to the committed offsets", exc_info=failed[0])
-                await self._rewind()
+                delay = self._retry.next_delay()
+                logger.error(
+                    "Delta commit failed: rewinding to the committed offsets, next try in %.1f s",
+                    delay,
+                    exc_info=failed[0],
+                )
+                self._report(SinkHealth(False, f"Delta commits fail: {_describe(failed[0])}", time.time()))
+                await self._rewind(delay)
+            else:
+                self._retry.reset()
+                self._report(healthy_now())
             await self._commit_kafka(committed)
 
     async def _commit(self, buffer: TableBuffer) -> int:
@@ -513,14 +535,47 @@ class DatasetSink:
         except Exception as exc:  # lag reporting must never stop the sink
             logger.warning("Kafka offset commit failed (lag reporting only): %s", exc)
 
-    async def _rewind(self) -> None:
+    async def _rewind(self, delay: float) -> None:
+        """Forget what is buffered and read again from the Delta log's offsets after `delay`.
+
+        Until the seek succeeds no position is known, so `_accept` takes nothing: a record is
+        neither skipped nor taken twice, however long the disk or the broker stays away.
+        """
         self._positions.clear()
         for buffer in self.buffers.values():
             buffer.clear()
             buffer.index.clear()
-        if self._consumer is not None:
-            await self.seek_committed(self._consumer, self._consumer.assignment())
-        await asyncio.sleep(1.0)
+        self._rewind_due = time.monotonic() + delay
+        await asyncio.sleep(delay)
+        await self._rewind_if_due(locked=True)
+
+    async def _rewind_if_due(self, *, locked: bool = False) -> None:
+        """Seek every assigned partition to the Delta log's offsets; retried with backoff on failure."""
+        if self._rewind_due is None or time.monotonic() < self._rewind_due or self._consumer is None:
+            return
+        try:
+            if locked:
+                await self.seek_committed(self._consumer, self._consumer.assignment())
+            else:
+                async with self._lock:
+                    await self.seek_committed(self._consumer, self._consumer.assignment())
+        except Exception as exc:  # the broker or the table is away: keep the sink up, try again
+            self._positions.clear()
+            delay = self._retry.next_delay()
+            self._rewind_due = time.monotonic() + delay
+            logger.warning("rewind failed (%s): next try in %.1f s", _describe(exc), delay)
+            return
+        self._rewind_due = None
+
+    def _report(self, health: SinkHealth) -> None:
+        """Write the health file when the state changes (the ingest's /readyz reads it)."""
+        if self._health is not None and (self._health.healthy, self._health.detail) == (
+            health.healthy,
+            health.detail,
+        ):
+            return
+        if write_health(self.settings.sink_health_path, health):
+            self._health = health
 
     async def seek_committed(self, consumer: AIOKafkaConsumer, partitions: Iterable[TopicPartition]) -> None:
         """Seek each partition to where its table's log says, for the topic's current incarnation.
@@ -638,6 +693,13 @@ class DatasetSink:
                 await asyncio.to_thread(buffer.index.preload, today)
             if self._consumer is not None:
                 await self.seek_committed(self._consumer, assigned)
+                if self._rewind_due is not None:
+                    self._rewind_due = time.monotonic()  # the rest of the assignment, on the next loop
+
+
+def _describe(exc: BaseException) -> str:
+    """One line naming an error: its type and message."""
+    return f"{type(exc).__name__}: {str(exc)[:300]}"
 
 
 def index_key(table: TableName) -> str:

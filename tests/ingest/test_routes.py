@@ -286,3 +286,27 @@ def test_no_input_yields_a_5xx(client, hook, headers, body):
     response = client.post(f"/hooks/{quote(hook, safe='')}", content=body, headers=headers)
     assert response.status_code < 500, response.text
     assert isinstance(response.json(), dict)
+
+
+def test_readyz_follows_the_sinks_health_when_told_to(tmp_path):
+    from messagehooks.health import SinkHealth, write_health
+
+    client, _ = _client(MESSAGEHOOKS_DATA_DIR=str(tmp_path), MESSAGEHOOKS_READY_NEEDS_SINK="1")
+    health = tmp_path / "health" / "sink.json"
+    with client:
+        silent = client.get("/readyz")
+        assert silent.status_code == 503
+        assert silent.json()["error"] == "sink_unhealthy"
+        assert "has not reported yet" in silent.json()["detail"]
+        write_health(health, SinkHealth(False, "Delta commits fail: OSError: No space left on device", 1.0))
+        failing = client.get("/readyz")
+        assert failing.status_code == 503
+        assert "No space left on device" in failing.json()["detail"]
+        write_health(health, SinkHealth(True, "Delta commits succeed", 2.0))
+        assert client.get("/readyz").status_code == 200
+
+
+def test_readyz_ignores_the_sink_unless_told_to(tmp_path):
+    client, _ = _client(MESSAGEHOOKS_DATA_DIR=str(tmp_path))
+    with client:
+        assert client.get("/readyz").status_code == 200
