@@ -129,7 +129,7 @@ def test_kill_9_of_the_broker_then_a_restart_of_up_keeps_every_message(tmp_path)
         assert set(second) <= {200, 202}, figures
         assert sum(second.values()) == 1200, figures
         assert (figures["lost"], figures["duplicated"], figures["rows"]) == (0, 0, 1800), figures
-        assert "starting a fresh one in 0.5 s" in up.logs()
+        assert "starting it again in 0.5 s" in up.logs()
         assert figures["broker_restarted"], figures
         assert figures["worker_restarted"], figures
         assert first_code == 0, figures
