@@ -19,8 +19,9 @@ async def test_a_log_torn_while_the_sink_runs_stops_it_naming_the_file(settings,
     torn: list[Path] = []
 
     def write_tearing_the_log(root, table, data, **kwargs):
-        if table == "messages" and store.exists(root, table) and not torn:
-            # A disk fault cuts the newest commit in half before the next commit reads the log.
+        if table == "messages" and not torn and len(_ids(settings)) >= MESSAGES:
+            # A disk fault cuts the newest commit in half before the next commit reads the log
+            # (once the first MESSAGES rows are in: the sink may commit them in several versions).
             log = Path(store.table_uri(root, table)) / "_delta_log"
             newest = max(log.glob("*.json"))
             newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])
@@ -34,7 +35,7 @@ async def test_a_log_torn_while_the_sink_runs_stops_it_naming_the_file(settings,
     deadline = time.monotonic() + 30
     while not task.done() and len(_ids(settings)) < MESSAGES and time.monotonic() < deadline:
         await asyncio.wait([task], timeout=0.1)
-    assert len(_ids(settings)) == MESSAGES  # the first commit is whole
+    assert len(_ids(settings)) == MESSAGES  # the commits before the fault are whole
     await _produce(settings, _message_records(settings, 10, start=MESSAGES))
     await asyncio.wait([task], timeout=60)
     stop.set()  # still running after a minute: the assertion below fails, the sink stops
