@@ -452,6 +452,9 @@ class DatasetSink:
                     committed.update(buffer.next_offsets)
                     buffer.clear()
                     buffer.index.evict()
+            corrupt = next((r for r in failed if isinstance(r, store.TableCorrupt)), None)
+            if corrupt is not None:
+                raise corrupt  # not transient (unlike a full disk): stop with its one line
             if failed:
                 self.stats.failed_commits += len(failed)
                 delay = self._retry.next_delay()
