@@ -21,7 +21,7 @@ from ingest.metrics import IngestMetrics
 from ingest.spool import Record, Spool
 from ingest.spool_recovery import open_spool
 from messagehooks.errors import SpoolUnavailable
-from messagehooks.kafka import ensure_project_topics, make_producer, topics_present
+from messagehooks.kafka import durable_producer, ensure_project_topics, topics_present
 from messagehooks.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -165,7 +165,7 @@ class KafkaPublisher:
 
     async def _connect(self) -> None:
         if self._producer is None:
-            producer = make_producer(self._settings.bootstrap)
+            producer = durable_producer(self._settings)
             try:
                 async with asyncio.timeout(self._settings.produce_timeout):
                     await producer.start()

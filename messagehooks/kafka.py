@@ -1,7 +1,8 @@
 """Kafka clients configured for this project: producer settings, topic creation, probes.
 
-Producer settings follow BROKER.md/PERFORMANCE.md: acks=all, no idempotence (Tansu rejects
-aiokafka's InitProducerId), linger 0 and 64 KiB batches on the request path.
+Producer settings: acks=all, linger 0 and 64 KiB batches on the request path (measured:
+docs/BENCHMARKS.md); idempotence on Apache Kafka only (Tansu answers aiokafka's InitProducerId
+with an unknown error, so the producer could not start there).
 """
 
 import asyncio
@@ -16,6 +17,7 @@ from confluent_kafka import KafkaError as ConfluentError
 from confluent_kafka import KafkaException, TopicCollection
 from confluent_kafka.admin import AdminClient
 
+from messagehooks.engines import tansu_fixes
 from messagehooks.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -35,10 +37,20 @@ PRODUCER_SETTINGS: dict[str, Any] = {
 
 
 def make_producer(bootstrap: str, **overrides: Any) -> AIOKafkaProducer:
-    """An unstarted producer with the project's durable settings."""
+    """An unstarted producer with the project's durable settings (no idempotence: see `durable_producer`)."""
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap, client_id="messagehooks", **{**PRODUCER_SETTINGS, **overrides}
     )
+
+
+def durable_producer(settings: Settings) -> AIOKafkaProducer:
+    """The ingest's producer, with `engine_producer_settings`."""
+    return make_producer(settings.bootstrap, **engine_producer_settings(settings))
+
+
+def engine_producer_settings(settings: Settings) -> dict[str, Any]:
+    """Idempotent (no duplicate or reordered batch when a send is retried) except on Tansu."""
+    return {"enable_idempotence": not tansu_fixes(settings)}
 
 
 async def ensure_topics(
