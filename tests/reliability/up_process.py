@@ -149,12 +149,12 @@ class UpProcess:
         if self.process is None:
             return {}
         out = subprocess.run(
-            ["ps", "-o", "pid=,args=", "--ppid", str(self.process.pid)], capture_output=True, text=True
+            ["ps", "-ww", "-o", "pid=,args=", "--ppid", str(self.process.pid)], capture_output=True, text=True
         ).stdout
         roles: dict[str, int] = {}
         for line in out.splitlines():
             pid, _, args = line.strip().partition(" ")
-            if "tansu" in args or " broker " in f" {args} ":
+            if "tansu" in args or "kafka.Kafka" in args or " broker " in f" {args} ":
                 roles["broker"] = int(pid)
             for role in ("ingest", "worker", "sink", "simulate"):
                 if args.endswith(f"messagehooks {role}"):
