@@ -61,6 +61,21 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
         yield running
 
 
+@pytest.fixture(params=["tansu", "kafka"])
+def engine_broker(request: pytest.FixtureRequest) -> EmbeddedBroker | KafkaBroker:
+    """The session's broker of each engine in turn: a test using it runs once per engine."""
+    broker: EmbeddedBroker | KafkaBroker = request.getfixturevalue(
+        "broker" if request.param == "tansu" else "kafka"
+    )
+    return broker
+
+
+def broker_env(broker: EmbeddedBroker | KafkaBroker) -> dict[str, str]:
+    """The variables that point a child process at `broker`, with the engine it runs."""
+    engine = "kafka" if isinstance(broker, KafkaBroker) else "tansu"
+    return {"MESSAGEHOOKS_BROKER_PORT": str(broker.port), "MESSAGEHOOKS_BROKER_ENGINE": engine}
+
+
 @pytest.fixture
 def unique() -> str:
     """A unique suffix for topic prefixes and group ids (Tansu freezes a group's settings)."""
