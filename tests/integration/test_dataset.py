@@ -20,6 +20,7 @@ from messagehooks.pii import mask_pii
 from messagehooks.schema import Message
 from messagehooks.settings import load_settings
 from streams.backfill import backfill
+from tests.conftest import broker_env
 from tests.factories import landbot_body, landbot_message
 from tests.integration.kafka_read import read_topic
 from tests.integration.processes import IngestProcess, SinkProcess, WorkerProcess
@@ -33,9 +34,9 @@ PROVENANCE = ["source_partition", "source_offset"]
 
 
 @pytest.fixture
-def pipeline(broker, unique, tmp_path):
+def pipeline(engine_broker, unique, tmp_path):
     env = {
-        "MESSAGEHOOKS_BROKER_PORT": str(broker.port),
+        **broker_env(engine_broker),
         "MESSAGEHOOKS_TOPIC_PREFIX": f"ds{unique}.",
         "MESSAGEHOOKS_PARTITIONS": "3",
         "MESSAGEHOOKS_DATA_DIR": str(tmp_path / "data"),
@@ -54,7 +55,7 @@ def pipeline(broker, unique, tmp_path):
         started.append(process)
         return process
 
-    settings = load_settings({**env, "MESSAGEHOOKS_KAFKA_BOOTSTRAP": broker.bootstrap})
+    settings = load_settings({**env, "MESSAGEHOOKS_KAFKA_BOOTSTRAP": engine_broker.bootstrap})
     yield ingest, start, settings
     for process in started:
         process.kill9()
