@@ -24,6 +24,8 @@ from features.batch import build_dataset, messages_from_frame
 from messagehooks import store
 from messagehooks.broker import free_port
 from streams.tables import conversation_row, masker, pair_row
+from tests.factories import landbot_body, landbot_message
+from tests.integration.processes import IngestProcess, SinkProcess, WorkerProcess
 from tests.integration.traffic import conversation_traffic, deliveries
 
 pytestmark = pytest.mark.integration
@@ -112,18 +114,20 @@ def _normal(rows: list[dict[str, Any]], key: str) -> dict[str, Any]:
     return {row[key]: json.loads(json.dumps(row, default=str)) for row in rows}
 
 
-def _compare_with_batch(root: str, tmp: Path, name: str, message_ids: set[str]) -> dict[str, int]:
+def _compare_with_batch(
+    root: str, tmp: Path, name: str, message_ids: set[str], gap: float = GAP
+) -> dict[str, int]:
     """Wait for every message and every conversation, then diff the tables with the batch oracle."""
     _wait_for(lambda: len(_rows(root, "messages", ["message_id"])) >= len(message_ids), 90, "all messages")
     frame = store.open_table(root, "messages").to_pandas()
     messages = messages_from_frame(frame[~frame["late"]])
-    pairs, conversations = build_dataset(messages, conversation_gap=GAP, context_turns=3)
+    pairs, conversations = build_dataset(messages, conversation_gap=gap, context_turns=3)
     mask = masker(True)
     expected_pairs = _normal([pair_row(p, mask) for p in pairs], "pair_id")
     expected_conversations = _normal([conversation_row(c, mask) for c in conversations], "conversation_id")
     _wait_for(
         lambda: len(_rows(root, "conversations", ["conversation_id"])) >= len(expected_conversations),
-        GAP + 60,
+        gap + 60,
         "the conversations closed by the idle timer",
     )
     time.sleep(2)  # a straggling commit would show now
@@ -213,11 +217,12 @@ def test_ctrl_c_halfway_through_a_replay_then_up_again(tmp_path):
     capture.write_bytes(b"\n".join(bodies) + b"\n")
     port = free_port()
     up = Up(data_dir, tmp_path / "up-1.log", port=port)
-    replay = subprocess.Popen(
-        [sys.executable, "-m", "messagehooks", "replay", str(capture), "--url", f"{up.url}/hooks/default",
-         "--retries", "200", "--retry-delay", "0.25", "--timeout", "5", "--progress-every", "1000000"],
-        stdout=(tmp_path / "replay.log").open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+    with (tmp_path / "replay.log").open("wb") as replay_log:
+        replay = subprocess.Popen(
+            [sys.executable, "-m", "messagehooks", "replay", str(capture), "--url", f"{up.url}/hooks/default",
+             "--retries", "200", "--retry-delay", "0.25", "--timeout", "5", "--progress-every", "1000000"],
+            stdout=replay_log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
     try:
         _wait_for(lambda: len(_rows(root, "messages", ["message_id"])) >= len(bodies) // 3, 60, "a third")
         assert replay.poll() is None, "the replay ended before the stop: record more traffic"
@@ -230,4 +235,69 @@ def test_ctrl_c_halfway_through_a_replay_then_up_again(tmp_path):
             replay.kill()
             replay.wait()
         up.close()
+    _assert_equal_to_batch(figures)
+
+
+PAUSE_GAP = 4.0
+
+
+def test_a_worker_paused_longer_than_the_gap_closes_nothing_whose_messages_wait_in_kafka(
+    broker, unique, tmp_path
+):
+    """SIGSTOP the worker for gap + 3 s while every chat goes on talking, then SIGCONT.
+
+    On waking up, the idle timer finds every chat idle for more than the gap on the wall clock;
+    only the partitions' fresh end offsets tell it that their next messages are in Kafka.
+    """
+    env = {
+        "MESSAGEHOOKS_BROKER_PORT": str(broker.port),
+        "MESSAGEHOOKS_TOPIC_PREFIX": f"pause{unique}.",
+        "MESSAGEHOOKS_PARTITIONS": "3",
+        "MESSAGEHOOKS_DATA_DIR": str(tmp_path / "data"),
+        "MESSAGEHOOKS_WORKER_ID": f"w{unique}",
+        "MESSAGEHOOKS_SINK_GROUP": f"s{unique}",
+        "MESSAGEHOOKS_CONVERSATION_GAP": str(PAUSE_GAP),
+        "MESSAGEHOOKS_ALLOWED_LATENESS": "1",
+        "MESSAGEHOOKS_SINK_FLUSH_INTERVAL": "0.5",
+    }
+    root = str(tmp_path / "data" / "datasets")
+    ingest = IngestProcess(env, tmp_path / "ingest.log").start()
+    processes = [ingest, WorkerProcess(env, tmp_path / "worker.log").start()]
+    processes.append(SinkProcess(env, tmp_path / "sink.log").start())
+    worker = processes[1]
+    ids: set[str] = set()
+    try:
+        ingest.wait_ready()
+        chats, rounds, pause_at = 20, 24, 6
+        paused = 0.0
+        with httpx.Client(base_url=ingest.url, timeout=10) as client:
+            for round_ in range(rounds):
+                if round_ == pause_at:
+                    # Only once pairs flow: the worker has joined and is caught up.
+                    _wait_for(lambda: len(_rows(root, "turn_pairs", ["pair_id"])) > 0, 60, "first pairs")
+                    worker.process.send_signal(signal.SIGSTOP)
+                    paused = time.monotonic()
+                if round_ > pause_at and time.monotonic() - paused > PAUSE_GAP + 3 and worker.alive():
+                    worker.process.send_signal(signal.SIGCONT)
+                    paused = float("inf")
+                for chat in range(chats):
+                    uuid = f"p{unique}-{chat}-{round_}"
+                    role = "bot" if round_ % 2 == 0 else "customer"
+                    message = landbot_message(
+                        chat=700_000 + chat,
+                        sender_type=role,
+                        ts=time.time(),
+                        uuid=uuid,
+                        body=f"{role} {round_}",
+                    )
+                    assert client.post("/hooks/default", json=landbot_body(message)).status_code == 200
+                    ids.add(uuid)
+                time.sleep(0.8)
+        assert paused == float("inf"), "the traffic ended before the worker was woken: post longer"
+        figures = _compare_with_batch(root, tmp_path, "sigstop-worker", ids, gap=PAUSE_GAP)
+    finally:
+        for process in processes:
+            if process.alive():
+                process.process.send_signal(signal.SIGCONT)
+            process.kill9()
     _assert_equal_to_batch(figures)
