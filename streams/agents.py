@@ -38,6 +38,9 @@ BATCH_MAX = 500
 BATCH_WITHIN = 0.05
 """Seconds a batch waits to fill before it is processed (adds at most this to the delay)."""
 
+END_OFFSETS_TIMEOUT = 5.0
+"""Seconds the idle sweep waits for fresh end offsets (it holds the state lock meanwhile)."""
+
 Sent = Any  # an awaitable of aiokafka's RecordMetadata (faust types it loosely)
 
 
@@ -112,7 +115,7 @@ def register_agents(app: faust.App, settings: Settings) -> StreamStats:
         if not assigned:
             return set()
         try:
-            ends = await app.consumer.highwaters(*assigned)
+            ends = await asyncio.wait_for(app.consumer.highwaters(*assigned), END_OFFSETS_TIMEOUT)
         except Exception as exc:  # any broker error: close nothing this round
             logger.warning("could not fetch end offsets; no idle close this round: %s", exc)
             return set()
