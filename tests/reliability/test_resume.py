@@ -89,6 +89,17 @@ class Up:
                 self.process.wait()
 
 
+def _warm_up(url: str, root: str, chat: int) -> None:
+    """One short chat whose pair is in Delta: the worker of this `up` has joined and works."""
+    now = time.time()
+    messages = [
+        landbot_message(chat=chat, sender_type=sender, ts=now + offset, uuid=f"warm-{chat}-{offset}")
+        for offset, sender in ((0, "bot"), (1, "customer"), (2, "bot"), (4, "bot"))
+    ]
+    _post_all(url, [json.dumps(landbot_body(m)).encode() for m in messages])
+    _wait_for(lambda: _rows(root, "turn_pairs", ["chat_id"]) != [], 90, "the warm-up pair")
+
+
 def _post_all(url: str, bodies: list[bytes]) -> None:
     with httpx.Client(base_url=url, timeout=10) as client:
         for body in bodies:
@@ -159,11 +170,15 @@ def _compare_with_batch(
 
 
 def _traffic(chats: int, seed: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Landbot messages of `chats` chats in event-time order, split in the middle of each chat."""
+    """Landbot messages of `chats` chats in event-time order, split in the middle of each chat.
+
+    Messages 1.5 s or more apart (event time), more than the allowed lateness: pairs become final
+    as their messages arrive, so the worker holds state and has emitted pairs at the stop.
+    """
     first: list[dict[str, Any]] = []
     rest: list[dict[str, Any]] = []
     by_chat: dict[Any, list[dict[str, Any]]] = {}
-    for message in conversation_traffic(chats, seed=seed):
+    for message in conversation_traffic(chats, seed=seed, spacing=1.5):
         by_chat.setdefault(message["_raw"]["chat"], []).append(message)
     for messages in by_chat.values():
         half = max(1, len(messages) // 2)
@@ -190,6 +205,7 @@ def test_conversations_open_at_a_stop_continue_after_up_again(tmp_path, stop):
     first_bodies, rest_bodies = deliveries(first, seed=22), deliveries(rest, seed=23)
     up = Up(data_dir, tmp_path / "up-1.log")
     try:
+        _warm_up(up.url, root, 1)
         _post_all(up.url, first_bodies)
         # Every message of the first half is in Delta before the stop (for kill -9 too: what the
         # sink had not committed would die with the in-memory broker, which is not this test).
@@ -197,7 +213,7 @@ def test_conversations_open_at_a_stop_continue_after_up_again(tmp_path, stop):
             lambda: len(_rows(root, "messages", ["message_id"])) >= len(_ids(first_bodies)), 60, "first half"
         )
         # ... and the worker has state to lose: it has paired some of them.
-        _wait_for(lambda: len(_rows(root, "turn_pairs", ["pair_id"])) > 0, 60, "pairs before the stop")
+        _wait_for(lambda: len(_rows(root, "turn_pairs", ["pair_id"])) > 1, 60, "pairs before the stop")
         getattr(up, stop)()
     finally:
         up.close()
@@ -214,12 +230,13 @@ def test_ctrl_c_halfway_through_a_replay_then_up_again(tmp_path):
     """`messagehooks replay` of recorded traffic goes on, retrying, while up restarts under it."""
     data_dir = tmp_path / "data"
     root = str(data_dir / "datasets")
-    first, rest = _traffic(100, seed=31)
+    first, rest = _traffic(200, seed=31)
     bodies = deliveries(sorted(first + rest, key=lambda m: m["timestamp"]), seed=32)
     capture = tmp_path / "capture.jsonl"
     capture.write_bytes(b"\n".join(bodies) + b"\n")
     port = free_port()
     up = Up(data_dir, tmp_path / "up-1.log", port=port)
+    _warm_up(up.url, root, 1)
     with (tmp_path / "replay.log").open("wb") as replay_log:
         replay = subprocess.Popen(
             [sys.executable, "-m", "messagehooks", "replay", str(capture), "--url", f"{up.url}/hooks/default",
@@ -228,7 +245,6 @@ def test_ctrl_c_halfway_through_a_replay_then_up_again(tmp_path):
         )  # fmt: skip
     try:
         _wait_for(lambda: len(_rows(root, "messages", ["message_id"])) >= len(bodies) // 3, 60, "a third")
-        _wait_for(lambda: len(_rows(root, "turn_pairs", ["pair_id"])) > 0, 60, "pairs before the stop")
         assert replay.poll() is None, "the replay ended before the stop: record more traffic"
         up.ctrl_c()
         up = Up(data_dir, tmp_path / "up-2.log", port=port)
