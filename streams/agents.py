@@ -259,13 +259,15 @@ def register_agents(app: faust.App, settings: Settings) -> StreamStats:
     @app.timer(interval=idle_check_interval(settings))
     async def close_idle_chats() -> None:
         async with state_lock:
-            ready = await caught_up_now()
+            # Nothing closes while a rebalance runs: the assignment is about to change and the
+            # stream is paused, so "idle" and "caught up" mean nothing until it is over.
+            ready = set() if app.rebalancing else await caught_up_now()
             if not ready:
                 return
 
             def owns(key: bytes) -> bool:
                 partition = partition_of(key, settings.partitions)
-                return partition in ready and partition in owned_partitions()
+                return not app.rebalancing and partition in ready and partition in owned_partitions()
 
             await sweep(
                 chats,
