@@ -236,21 +236,23 @@ def register_agents(app: faust.App, settings: Settings) -> StreamStats:
         except Exception as exc:  # an unreadable dataset must not stop the stream
             logger.error("could not read the messages table to resume open conversations: %s", exc)
             return
-        chats_resumed = 0
+        rebuilt: dict[bytes, ChatState] = {}
+        sent: list[Sent] = []
         async with state_lock:
             for tail in tails:
                 key = tail.chat_id.encode()
                 if partition_of(key, settings.partitions) not in todo:
                     continue
-                state, outputs = replay(chats.get(key), tail, session_settings)
+                rebuilt[key], outputs = replay(chats.get(key), tail, session_settings)
                 for out in outputs:
-                    await emit_acked(key, out)
+                    sent.extend(await emit(key, out))
+            await asyncio.gather(*sent)  # outputs durable before the states record them
+            for key, state in rebuilt.items():
                 chats[key] = state
-                chats_resumed += 1
         resumed.update(todo)
         logger.info(
             "resumed open conversations from the messages table",
-            extra={"chats": chats_resumed, "partitions": sorted(todo)},
+            extra={"chats": len(rebuilt), "partitions": sorted(todo)},
         )
 
     def forget(key: bytes) -> None:
