@@ -12,6 +12,8 @@ conversations it re-emits carry the ids they had, which the dataset sink drops a
 
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
+from itertools import groupby
+from operator import attrgetter
 from typing import Any
 
 import pandas as pd
@@ -95,16 +97,20 @@ def open_tails(frame: pd.DataFrame, closed: Collection[str], *, conversation_gap
     last_closed = firsts.index.to_series().where(firsts["closed"]).groupby(firsts["chat_id"]).max()
     after = number.gt(chat.map(last_closed).fillna(0))
     before = frame[~after].groupby("chat_id")[["country", "channel_id"]].last()
+    countries = before["country"].to_dict()
+    channels = before["channel_id"].to_dict()
+    # One conversion for all tail rows, then grouped: per-chat pandas calls would cost ~1 ms each.
+    rows = frame[after].drop(columns=["_seq", "late"], errors="ignore")
     tails: list[OpenTail] = []
-    for chat_id, rows in frame[after].groupby("chat_id", sort=True):
-        carried: Any = before.loc[chat_id] if chat_id in before.index else None
+    for chat_id, messages in groupby(messages_from_frame(rows), key=attrgetter("chat_id")):
+        ordered = tuple(messages)
         tails.append(
             OpenTail(
-                chat_id=str(chat_id),
-                conversation_id=conversation_id(str(chat_id), float(rows["timestamp"].iloc[0])),
-                country=_value(carried, "country"),
-                channel_id=_value(carried, "channel_id"),
-                messages=tuple(messages_from_frame(rows.drop(columns=["_seq", "late"], errors="ignore"))),
+                chat_id=chat_id,
+                conversation_id=conversation_id(chat_id, ordered[0].timestamp),
+                country=_text(countries.get(chat_id)),
+                channel_id=_text(channels.get(chat_id)),
+                messages=ordered,
             )
         )
     return tails
@@ -151,8 +157,5 @@ def read_open_tails(
     return open_tails(frame, closed, conversation_gap=conversation_gap)
 
 
-def _value(row: Any, column: str) -> str | None:
-    if row is None:
-        return None
-    value = row[column]
+def _text(value: Any) -> str | None:
     return None if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
