@@ -24,9 +24,11 @@ from aiokafka.partitioner import murmur2
 from messagehooks.deadletter import encode_original
 from messagehooks.schema import DeadLetterRecord, decode_message, encode_dead_letter
 from messagehooks.settings import Settings
+from streams.idle import caught_up_partitions, next_offset, sweep
 from streams.metrics import Gauges
 from streams.records import CHAT_STATE_CODEC, encode_record, register_codecs
-from streams.sessions import ChatState, Output, SessionSettings, flush, is_open, step
+from streams.resume import read_open_tails, replay
+from streams.sessions import ChatState, Output, SessionSettings, is_open, step
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +37,9 @@ BATCH_MAX = 500
 """Events processed per batch: one round trip of output acks per batch, not per event."""
 BATCH_WITHIN = 0.05
 """Seconds a batch waits to fill before it is processed (adds at most this to the delay)."""
+
+END_OFFSETS_TIMEOUT = 5.0
+"""Seconds the idle sweep waits for fresh end offsets (it holds the state lock meanwhile)."""
 
 Sent = Any  # an awaitable of aiokafka's RecordMetadata (faust types it loosely)
 
@@ -92,25 +97,37 @@ def register_agents(app: faust.App, settings: Settings) -> StreamStats:
     chats.changelog_topic = chats._new_changelog_topic()  # faust 0.15.3 internal
     retention = 2 * settings.conversation_gap + settings.allowed_lateness
     # Wall-clock idleness is measured from when this worker last processed a chat's message (a
-    # chat it recovered but has not seen yet counts from the worker's start), and a chat is only
-    # closed while its partition is caught up, so a restart or a backlog never closes a
-    # conversation whose next messages are still waiting in Kafka (stream = batch).
+    # chat it recovered or resumed but has not seen yet counts from when it got the partition),
+    # and a chat is only closed while its partition is caught up with end offsets fetched at the
+    # sweep, so a restart, a backlog or a pause never closes a conversation whose next messages
+    # are still waiting in Kafka (stream = batch; streams/idle.py).
     started = time.monotonic()
     last_seen: dict[bytes, float] = {}
     processed: dict[int, int] = {}
+    assigned_at: dict[int, float] = {}
+    resumed: set[int] = set()
 
-    def caught_up(tp: Any) -> bool:
+    def owned_partitions() -> set[int]:
+        return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topics.messages}
+
+    async def caught_up_now() -> set[int]:
+        assigned = [tp for tp in app.assignor.assigned_actives() if tp.topic == topics.messages]
+        if not assigned:
+            return set()
         try:
-            highwater = app.consumer.highwater(tp)
-        except (AssertionError, KeyError, AttributeError):  # not assigned / no fetch yet
-            return False
-        if highwater is None:
-            return False
-        done = processed.get(tp.partition)
-        if done is None:
-            committed = getattr(app.consumer, "_committed_offset", {}).get(tp)  # faust 0.15.3 internal
-            done = (committed or 0) - 1
-        return bool(done + 1 >= highwater)
+            ends = await asyncio.wait_for(app.consumer.highwaters(*assigned), END_OFFSETS_TIMEOUT)
+        except Exception as exc:  # any broker error: close nothing this round
+            logger.warning("could not fetch end offsets; no idle close this round: %s", exc)
+            return set()
+        committed = getattr(app.consumer, "_committed_offset", {})  # faust 0.15.3 internal
+        positions = {
+            tp.partition: next_offset(processed.get(tp.partition), committed.get(tp)) for tp in assigned
+        }
+        return caught_up_partitions(positions, {tp.partition: ends.get(tp) for tp in assigned})
+
+    def idle_seconds(key: bytes) -> float:
+        since = assigned_at.get(partition_of(key, settings.partitions), started)
+        return time.monotonic() - max(last_seen.get(key, since), since)
 
     async def emit(key: bytes, out: Output) -> list[Sent]:
         sent = [await pairs_topic.send(key=key, value=encode_record(pair)) for pair in out.pairs]
@@ -189,27 +206,80 @@ def register_agents(app: faust.App, settings: Settings) -> StreamStats:
                     chats[key] = state
                     last_seen[key] = now
 
+    async def emit_acked(key: bytes, out: Output) -> None:
+        await asyncio.gather(*await emit(key, out))
+
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # mode types receivers as taking *args
+    async def track_assignment(_app: Any, assigned: Any, **_: Any) -> None:
+        # A partition new to this worker: forget what was processed of it before it left (the
+        # other owner went on), and count its chats' idleness from now.
+        partitions = {tp.partition for tp in assigned if tp.topic == topics.messages}
+        now = time.monotonic()
+        for partition in partitions - set(assigned_at):
+            processed.pop(partition, None)
+            assigned_at[partition] = now
+        for partition in set(assigned_at) - partitions:
+            del assigned_at[partition]
+            processed.pop(partition, None)
+
+    @app.on_rebalance_complete.connect  # type: ignore[arg-type]  # mode types receivers as taking *args
+    async def resume_open_chats(_app: Any, **_: Any) -> None:
+        # Runs after the changelog recovery and before the streams resume: no message of a
+        # resumed chat is processed before its open conversation is rebuilt (streams/resume.py).
+        todo = owned_partitions() - resumed
+        if not todo:
+            return
+        try:
+            tails = await asyncio.to_thread(
+                read_open_tails, settings.dataset_root, conversation_gap=settings.conversation_gap
+            )
+        except Exception as exc:  # an unreadable dataset must not stop the stream
+            logger.error("could not read the messages table to resume open conversations: %s", exc)
+            return
+        rebuilt: dict[bytes, ChatState] = {}
+        sent: list[Sent] = []
+        async with state_lock:
+            for tail in tails:
+                key = tail.chat_id.encode()
+                if partition_of(key, settings.partitions) not in todo:
+                    continue
+                rebuilt[key], outputs = replay(chats.get(key), tail, session_settings)
+                for out in outputs:
+                    sent.extend(await emit(key, out))
+            await asyncio.gather(*sent)  # outputs durable before the states record them
+            for key, state in rebuilt.items():
+                chats[key] = state
+        resumed.update(todo)
+        logger.info(
+            "resumed open conversations from the messages table",
+            extra={"chats": len(rebuilt), "partitions": sorted(todo)},
+        )
+
+    def forget(key: bytes) -> None:
+        last_seen.pop(key, None)
+
     @app.timer(interval=idle_check_interval(settings))
     async def close_idle_chats() -> None:
-        active = {
-            tp.partition
-            for tp in app.assignor.assigned_actives()
-            if tp.topic == topics.messages and caught_up(tp)
-        }
         async with state_lock:
-            now = time.monotonic()
-            for key in list(chats.keys()):
-                if partition_of(key, settings.partitions) not in active:
-                    continue  # another worker owns it now (a stale copy), or a backlog is pending
-                idle = now - last_seen.get(key, started)
-                state: ChatState = chats[key]
-                if is_open(state) and idle > settings.conversation_gap:
-                    state, out = flush(state, session_settings)
-                    await asyncio.gather(*await emit(key, out))
-                    chats[key] = state
-                elif not is_open(state) and idle > retention:
-                    del chats[key]  # nothing open and past any retry: forget the dedup memory
-                    last_seen.pop(key, None)
+            # Nothing closes while a rebalance runs: the assignment is about to change and the
+            # stream is paused, so "idle" and "caught up" mean nothing until it is over.
+            ready = set() if app.rebalancing else await caught_up_now()
+            if not ready:
+                return
+
+            def owns(key: bytes) -> bool:
+                partition = partition_of(key, settings.partitions)
+                return not app.rebalancing and partition in ready and partition in owned_partitions()
+
+            await sweep(
+                chats,
+                owns=owns,
+                idle_seconds=idle_seconds,
+                emit=emit_acked,
+                settings=session_settings,
+                retention=retention,
+                forget=forget,
+            )
 
     @app.timer(interval=30.0)
     async def log_stats() -> None:
