@@ -42,7 +42,7 @@ from streams.tables import Mask, conversation_row, dead_letter_row, is_late, mas
 logger = logging.getLogger(__name__)
 
 DRAIN_SECONDS = 6.0
-"""On a graceful stop, how long the sink reads on towards the topics' end (`up` waits 10 s).
+"""On a graceful stop, how long the sink reads on towards the topics' end (`up` waits 30 s).
 
 `up` stops the ingest and the worker before the sink, so the topics are complete by then; with
 the embedded, in-memory broker whatever the sink left in them would die with the broker.
@@ -51,6 +51,8 @@ the embedded, in-memory broker whatever the sink left in them would die with the
 FETCH_MAX_WAIT_MS = 500
 """How long the broker may hold a fetch for new records (aiokafka's default, made explicit)."""
 
+HOLE_AFTER_SEEKS = 3
+"""Seeks back to one offset answered by the same later record before that gap is taken as the log's."""
 MAX_CACHED_DATES = 8
 """Date partitions whose ids a table's index keeps in memory (older ones reload on demand)."""
 
@@ -240,6 +242,7 @@ class DatasetSink:
         self._consumer: AIOKafkaConsumer | None = None
         # The next offset this sink expects from each partition it owns (see `_accept`).
         self._positions: dict[TopicPartition, int] = {}
+        self._seeks_back: dict[TopicPartition, tuple[int, int, int]] = {}
         # The incarnation of each input topic the positions above belong to (see `app_id`).
         self._incarnations: dict[str, str | None] = {}
         self._lookup: TopicIncarnations | None = None
@@ -294,21 +297,29 @@ class DatasetSink:
                     last_log = time.monotonic()
                 if stop.is_set():
                     drain_until = drain_until or time.monotonic() + DRAIN_SECONDS
-                    if stopping and not batch and self._caught_up(consumer):
+                    if stopping and not batch and await self._caught_up(consumer):
                         break
                     if time.monotonic() > drain_until:
-                        logger.warning(
-                            "stopping before the end of the topics", extra={"lag": self.gauges.lag}
-                        )
+                        lag = {
+                            f"{topic}[{partition}]": n for (topic, partition), n in self.gauges.lag.items()
+                        }
+                        logger.warning("stopping before the end of the topics", extra={"lag": lag})
                         break
             await self.flush(force=True)
         finally:
             await consumer.stop()
 
-    def _caught_up(self, consumer: AIOKafkaConsumer) -> bool:
-        """Whether every partition this sink owns is read to its high watermark (last fetch)."""
+    async def _caught_up(self, consumer: AIOKafkaConsumer) -> bool:
+        """Whether every partition this sink owns is read to its high watermark (last fetch).
+
+        Call it after an empty fetch. The consumer's own position counts too: it moves past
+        offsets that hold no record for the sink (a transaction's marker at the log's end).
+        """
+        assigned = consumer.assignment()
         for tp, position in self._positions.items():
             highwater = consumer.highwater(tp)
+            if tp in assigned:
+                position = max(position, await consumer.position(tp))
             if highwater is None or position < highwater:
                 return False
         return True
@@ -335,7 +346,7 @@ class DatasetSink:
                 except (KafkaError, OSError) as exc:  # the broker is away: seek back, never skip
                     logger.warning("could not ask for the topic's start: %s", _describe(exc))
                     earliest = expected
-                if earliest <= expected:
+                if earliest <= expected and not self._hole(tp, expected, record.offset):
                     self.stats.reseeks += 1
                     logger.warning(
                         "a fetch skipped records this sink has not read: seeking back",
@@ -349,9 +360,12 @@ class DatasetSink:
                     if tp in consumer.assignment():
                         consumer.seek(tp, expected)
                     return
+                self._seeks_back.pop(tp, None)
                 self.stats.expired += record.offset - expected
                 logger.error(
-                    "records deleted from the topic before the sink read them",
+                    "records deleted from the topic before the sink read them"
+                    if earliest > expected
+                    else "offsets missing from the log: a fetch from them starts after them",
                     extra={
                         "topic": tp.topic,
                         "partition": tp.partition,
@@ -361,6 +375,20 @@ class DatasetSink:
                 )
             self._add(record)
             expected = self._positions[tp] = record.offset + 1
+        if records and tp in self._seeks_back and self._positions.get(tp, 0) > self._seeks_back[tp][0]:
+            del self._seeks_back[tp]  # read past the offset it sought: that episode is over
+
+    def _hole(self, tp: TopicPartition, expected: int, got: int) -> bool:
+        """Whether fetches from `expected` keep starting at `got`: the log has no record between.
+
+        A stale fetch (issued before a seek) is gone after one seek back; the same answer after
+        `HOLE_AFTER_SEEKS` seeks is the log itself (a control record, an offset a broker never
+        assigned), and seeking again would loop for ever.
+        """
+        last = self._seeks_back.get(tp)
+        count = last[2] + 1 if last is not None and last[:2] == (expected, got) else 1
+        self._seeks_back[tp] = (expected, got, count)
+        return count > HOLE_AFTER_SEEKS
 
     def _add(self, record: ConsumerRecord[bytes, bytes]) -> None:
         self.stats.records += 1
