@@ -124,8 +124,10 @@ class KafkaBroker:
         host: str = "127.0.0.1",
         libs: Path | None = None,
         heap: str = "512m",
+        wait_previous: float = 60.0,
     ) -> None:
         self.home = home
+        self.wait_previous = wait_previous
         self.host = host
         self.port = port or free_port()
         self.libs = libs or default_libs()
@@ -173,6 +175,7 @@ class KafkaBroker:
         self._check_runtime()
         self.home.mkdir(parents=True, exist_ok=True)
         config = self.home / "server.properties"
+        self._wait_for_previous(config, self.wait_previous)
         config.write_text("".join(f"{k}={v}\n" for k, v in self.properties(free_port()).items()))
         (self.home / "log4j2.properties").write_text(_LOG4J_CONFIG)
         self.cluster_id = self._format(config)
@@ -223,6 +226,21 @@ class KafkaBroker:
             process.kill()
             process.wait(timeout)
         logger.info("kafka broker stopped", extra={"bootstrap": self.bootstrap})
+
+    def _wait_for_previous(self, config: Path, timeout: float) -> None:
+        """Let a broker still running on this storage finish its shutdown (it holds the log's lock).
+
+        A killed `up` leaves its JVM a few seconds of clean shutdown (it gets SIGTERM when its
+        parent dies); another stack on the same data dir is refused with its pid.
+        """
+        deadline = time.monotonic() + timeout
+        while (pids := brokers_on(config)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if pids:
+            raise BrokerUnavailable(
+                f"another Apache Kafka runs on {self.home} (pid {', '.join(map(str, pids))}); "
+                "stop it, or use another MESSAGEHOOKS_DATA_DIR"
+            )
 
     def _check_runtime(self) -> None:
         major = java_major()
@@ -282,6 +300,19 @@ class KafkaBroker:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def brokers_on(config: Path) -> list[int]:
+    """PIDs of Kafka JVMs started with `config` (from /proc; empty where there is none)."""
+    wanted = f"kafka.Kafka\0{config}".encode()
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if wanted in cmdline.read_bytes():
+                pids.append(int(cmdline.parent.name))
+        except OSError:
+            continue  # the process ended while we looked
+    return pids
 
 
 def min_heap(heap: str) -> str:

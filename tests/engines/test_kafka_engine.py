@@ -15,7 +15,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from messagehooks.broker import free_port
 from messagehooks.engines import resolve
-from messagehooks.errors import ConfigError
+from messagehooks.errors import BrokerUnavailable, ConfigError
 from messagehooks.kafka import make_producer
 from messagehooks.kafka_broker import KafkaBroker, min_heap, new_cluster_id
 from messagehooks.settings import Settings
@@ -104,6 +104,22 @@ def test_acknowledged_records_and_the_cluster_survive_a_restart(tmp_path, stop):
         assert _numbers(broker.bootstrap, "durable", 300) == list(range(300))
     finally:
         broker.stop()
+
+
+def test_a_second_broker_on_the_same_storage_waits_then_names_the_first(tmp_path):
+    kafka_engine()
+    first = KafkaBroker(tmp_path / "kafka").start()
+    try:
+        with pytest.raises(BrokerUnavailable, match=f"another Apache Kafka runs on .*pid {first.pid}"):
+            KafkaBroker(tmp_path / "kafka", wait_previous=2).start()
+        assert _numbers_after_produce(first.bootstrap) == [0]  # the first one was left alone
+    finally:
+        first.stop()
+
+
+def _numbers_after_produce(bootstrap: str) -> list[int]:
+    asyncio.run(_produce(bootstrap, "left-alone", 1))
+    return _numbers(bootstrap, "left-alone", 1)
 
 
 def test_a_killed_parent_leaves_no_broker_jvm_behind(tmp_path):
