@@ -68,7 +68,8 @@ def _expected(bootstrap: str, prefix: str, count: int) -> tuple[dict, dict]:
 
 
 def _streamed(bootstrap: str, prefix: str, pairs: int, conversations: int) -> tuple[list[dict], list[dict]]:
-    got_pairs = asyncio.run(read_topic(bootstrap, f"{prefix}turn-pairs", expect=pairs, timeout=60))
+    # Generous: after a kill -9 the new worker waits out the dead member and recovers its changelog.
+    got_pairs = asyncio.run(read_topic(bootstrap, f"{prefix}turn-pairs", expect=pairs, timeout=120))
     got_conversations = asyncio.run(
         read_topic(bootstrap, f"{prefix}conversations", expect=conversations, timeout=30)
     )
