@@ -30,9 +30,9 @@ class Crash(Exception):
 
 
 @pytest.fixture
-def settings(engine_broker, unique, tmp_path) -> Settings:
+def settings(broker, unique, tmp_path) -> Settings:
     settings = Settings(
-        kafka_bootstrap=engine_broker.bootstrap,
+        kafka_bootstrap=broker.bootstrap,
         topic_prefix=f"sk{unique}.",
         partitions=3,
         data_dir=tmp_path,
