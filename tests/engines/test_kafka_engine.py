@@ -57,10 +57,23 @@ def test_the_broker_command_without_jars_is_one_line_naming_make_venv(tmp_path):
     env = {**os.environ, "MESSAGEHOOKS_KAFKA_LIBS": str(tmp_path / "none")}
     env.pop("MESSAGEHOOKS_KAFKA_BOOTSTRAP", None)
     done = subprocess.run(
-        [sys.executable, "-m", "messagehooks", "broker", "--engine", "kafka", "--port", str(free_port()),
-         "--data-dir", str(tmp_path / "data")],
-        env=env, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "messagehooks",
+            "broker",
+            "--engine",
+            "kafka",
+            "--port",
+            str(free_port()),
+            "--data-dir",
+            str(tmp_path / "data"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2
     assert "make venv" in done.stderr
     assert "Traceback" not in done.stderr
@@ -128,10 +141,23 @@ def test_a_killed_parent_leaves_no_broker_jvm_behind(tmp_path):
     env = {**os.environ}
     env.pop("MESSAGEHOOKS_KAFKA_BOOTSTRAP", None)
     parent = subprocess.Popen(
-        [sys.executable, "-m", "messagehooks", "broker", "--engine", "kafka", "--port", str(port),
-         "--data-dir", str(tmp_path)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "messagehooks",
+            "broker",
+            "--engine",
+            "kafka",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(tmp_path),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert "kafka broker on" in _line_containing(parent, "broker on", timeout=90)
         jvm = _jvm_pids(tmp_path)
@@ -158,10 +184,23 @@ def test_tail_finds_the_partitions_of_a_topic_on_kafka(kafka, unique):
         "MESSAGEHOOKS_TOPIC_PREFIX": f"tail{unique}.",
     }
     done = subprocess.run(
-        [sys.executable, "-m", "messagehooks", "tail", "messages", "--from-beginning", "--max", "3",
-         "--timeout", "20"],
-        env=env, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "messagehooks",
+            "tail",
+            "messages",
+            "--from-beginning",
+            "--max",
+            "3",
+            "--timeout",
+            "20",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.count(f"# tail{unique}.messages[") == 3
 
@@ -183,8 +222,10 @@ def _jvm_pids(home: Path) -> list[int]:
 def _rows(data_dir: Path) -> int:
     out = subprocess.run(
         [sys.executable, "-m", "messagehooks", "dataset", "--data-dir", str(data_dir), "stats"],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     rows: int = json.loads(out)["tables"]["messages"]["rows"]
     return rows
 
@@ -196,8 +237,21 @@ def test_up_on_kafka_keeps_topics_and_offsets_across_a_ctrl_c(tmp_path):
     port, broker_port = free_port(), free_port()
     env = {**os.environ, "MESSAGEHOOKS_WORKER_METRICS_PORT": "0", "MESSAGEHOOKS_SINK_METRICS_PORT": "0"}
     env.pop("MESSAGEHOOKS_KAFKA_BOOTSTRAP", None)
-    command = [sys.executable, "-m", "messagehooks", "up", "--engine", "kafka", "--no-simulate", "--port",
-               str(port), "--broker-port", str(broker_port), "--data-dir", str(data_dir)]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "messagehooks",
+        "up",
+        "--engine",
+        "kafka",
+        "--no-simulate",
+        "--port",
+        str(port),
+        "--broker-port",
+        str(broker_port),
+        "--data-dir",
+        str(data_dir),
+    ]
     for run in range(2):
         log = tmp_path / f"up-{run}.log"
         with log.open("wb") as out:
@@ -227,9 +281,10 @@ def test_up_on_kafka_keeps_topics_and_offsets_across_a_ctrl_c(tmp_path):
     resumed = {
         line["partition"]
         for line in lines
-        if line.get("msg") == "partition assigned" and line.get("topic") == "landbot.messages"
+        if line.get("msg") == "partition assigned"
+        and line.get("topic") == "landbot.messages"
         and line.get("from") == "the Delta log"
-    }  # fmt: skip
+    }
     assert resumed  # the first run's 50 messages went to some of the partitions
 
 

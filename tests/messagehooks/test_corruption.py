@@ -21,7 +21,7 @@ from messagehooks.broker import free_port
 from messagehooks.cli import main
 from messagehooks.status import StatusBoard
 from tests.factories import landbot_body, landbot_message
-from tests.messagehooks.test_dataset_cli import _one_line_error, _restore_logging  # noqa: F401
+from tests.messagehooks.test_dataset_cli import _one_line_error, _restore_logging  # noqa: F401 - a fixture, used by name
 from tests.messagehooks.test_maintenance import populate
 
 COMMITS = 6

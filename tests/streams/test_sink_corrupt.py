@@ -8,12 +8,12 @@ import pytest
 
 from messagehooks import store
 from streams.sink import DatasetSink
-from tests.streams.test_sink import MESSAGES, _ids, _message_records, _produce, settings  # noqa: F401
+from tests.streams.test_sink import MESSAGES, _ids, _message_records, _produce, settings  # noqa: F401 - `settings` is a fixture, used by name
 
 pytestmark = pytest.mark.integration
 
 
-async def test_a_log_torn_while_the_sink_runs_stops_it_naming_the_file(settings, monkeypatch):  # noqa: F811
+async def test_a_log_torn_while_the_sink_runs_stops_it_naming_the_file(settings, monkeypatch):  # noqa: F811 - the imported fixture
     await _produce(settings, _message_records(settings, MESSAGES))
     real_write = store.write
     torn: list[Path] = []
