@@ -47,9 +47,18 @@ def validate_record(topic: str, value: Any, *, where: str = "") -> None:
 
 
 async def read_topic(
-    bootstrap: str, topic: str, *, expect: int, timeout: float = 20.0, validate: bool = True
+    bootstrap: str,
+    topic: str,
+    *,
+    expect: int,
+    timeout: float = 20.0,
+    validate: bool = True,
+    distinct: str | None = None,
 ) -> list[dict[str, Any]]:
     """Records of `topic` (JSON values plus `_key`, `_partition`, `_offset`) until `expect` or timeout.
+
+    With `distinct`, `expect` counts distinct values of that field: on an at-least-once topic,
+    duplicates after a crash must not end the read before the last records arrive.
 
     With `validate`, each record the pipeline wrote (it carries `schema_version`) must match the
     topic's schema; records without it are foreign ones a test injected on purpose (garbage that
@@ -66,13 +75,17 @@ async def read_topic(
             partitions = await topic_partitions(bootstrap, topic)
         consumer.assign(partitions)
         await consumer.seek_to_beginning()
-        while len(records) < expect and loop.time() < deadline:
+        while _count(records, distinct) < expect and loop.time() < deadline:
             records.extend(_decoded(await consumer.getmany(timeout_ms=200), validate))
         # A short extra poll: anything beyond `expect` would be a duplicate the test must see.
         records.extend(_decoded(await consumer.getmany(timeout_ms=300), validate))
     finally:
         await consumer.stop()
     return records
+
+
+def _count(records: list[dict[str, Any]], distinct: str | None) -> int:
+    return len(records) if distinct is None else len({r.get(distinct) for r in records})
 
 
 def _decoded(batches: dict[TopicPartition, list[Any]], validate: bool = True) -> list[dict[str, Any]]:

@@ -69,9 +69,13 @@ def _expected(bootstrap: str, prefix: str, count: int) -> tuple[dict, dict]:
 
 def _streamed(bootstrap: str, prefix: str, pairs: int, conversations: int) -> tuple[list[dict], list[dict]]:
     # Generous: after a kill -9 the new worker waits out the dead member and recovers its changelog.
-    got_pairs = asyncio.run(read_topic(bootstrap, f"{prefix}turn-pairs", expect=pairs, timeout=120))
+    got_pairs = asyncio.run(
+        read_topic(bootstrap, f"{prefix}turn-pairs", expect=pairs, timeout=120, distinct="pair_id")
+    )
     got_conversations = asyncio.run(
-        read_topic(bootstrap, f"{prefix}conversations", expect=conversations, timeout=30)
+        read_topic(
+            bootstrap, f"{prefix}conversations", expect=conversations, timeout=30, distinct="conversation_id"
+        )
     )
     return got_pairs, got_conversations
 
