@@ -1,7 +1,8 @@
 """Client-side fixes for the embedded Tansu broker and for Faust, kept in one place.
 
 Each fix names the upstream behaviour it works around, so it can be dropped when upstream
-fixes it. See ../shared/BROKER.md for the measurements behind them.
+fixes it. Which fix is needed on which engine is shown by tests/integration/test_kafka_compat.py
+(table in docs/engines.md).
 """
 
 import asyncio
@@ -41,7 +42,7 @@ async def end_offsets(
 # Pinned in pyproject.toml: faust-streaming 0.15.3, mode-streaming 0.7.1, aiokafka 0.14.0. Each
 # patch replaces or wraps one private function of those versions; re-check them on upgrade.
 
-#: Faust hard-codes 1500 ms; Tansu re-checks a long poll at half of it (BROKER.md).
+#: Faust hard-codes 1500 ms; Tansu re-checks a waiting Fetch only at half of it.
 EMBEDDED_FETCH_MAX_WAIT_MS = 100
 
 _PATCHED = "_messagehooks_fix"
@@ -54,13 +55,19 @@ def apply_faust_fixes(*, embedded: bool) -> None:
         embedded: True on the embedded Tansu broker; adds the Tansu-only fixes to the Faust
             start-up race fix, which applies to any broker.
     """
-    patch_recovery_seek_before_resume()
-    patch_flow_control_resume()
-    patch_fetch_only_active_partitions()
-    if embedded:
-        patch_leave_group_generation_zero()
-        patch_changelog_highwaters()
-        patch_fetch_max_wait()
+    for fix in faust_fixes(embedded=embedded):
+        fix()
+
+
+def faust_fixes(*, embedded: bool) -> tuple[Callable[[], None], ...]:
+    """The patches `apply_faust_fixes` installs: the Faust/aiokafka ones, plus Tansu's if `embedded`."""
+    any_broker = (
+        patch_recovery_seek_before_resume,
+        patch_flow_control_resume,
+        patch_fetch_only_active_partitions,
+    )
+    tansu_only = (patch_leave_group_generation_zero, patch_changelog_highwaters, patch_fetch_max_wait)
+    return any_broker + tansu_only if embedded else any_broker
 
 
 def _is_patched(owner: object, name: str) -> bool:

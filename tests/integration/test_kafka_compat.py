@@ -1,9 +1,16 @@
-"""Each fix of messagehooks/kafka_compat.py against real Faust workers on the embedded broker.
+"""Each fix of messagehooks/kafka_compat.py against real Faust workers, on each broker engine.
 
-Every test fails without its fix (checked by running the workers with ``COMPAT_SKIP_FIXES``, see
-tests/integration/compat_app.py; test_a2 runs in-process). Workers are child processes with a
-unique app id (= group id, whose session timeout Tansu freezes at the first join), web disabled
-and a 2 s session.
+The workers apply the fixes the stream worker applies on that engine (the Faust/aiokafka ones
+everywhere, the Tansu ones on Tansu only), and each test asserts that switch next to what the fix
+is for. On Tansu every test fails without its fix (checked by running the workers with
+``COMPAT_SKIP_FIXES``, see tests/integration/compat_app.py). On Kafka b, c and d pass with the
+Tansu fix off, as the product runs. On Kafka test_a without the three Faust/aiokafka fixes lost
+20 to 80 events and delivered 4 twice in 3 of 6 runs (a race: the other 3 passed); test_a2 runs
+in-process and shows that client bug itself on both engines. test_e shows where `end_offsets`
+must probe.
+
+Workers are child processes with a unique app id (= group id, whose session timeout Tansu
+freezes at the first join), web disabled and a 2 s session.
 """
 
 import asyncio
@@ -23,12 +30,21 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from messagehooks.broker import EmbeddedBroker
+from messagehooks.engines import resolve, tansu_fixes
 from messagehooks.kafka import ensure_topics, make_producer
+from messagehooks.kafka_broker import KafkaBroker
 from messagehooks.kafka_compat import (
     EMBEDDED_FETCH_MAX_WAIT_MS,
     end_offsets,
+    patch_changelog_highwaters,
+    patch_fetch_max_wait,
     patch_fetch_only_active_partitions,
+    patch_flow_control_resume,
+    patch_leave_group_generation_zero,
+    patch_recovery_seek_before_resume,
 )
+from messagehooks.settings import Settings, load_settings
+from tests.conftest import broker_env
 
 pytestmark = pytest.mark.integration
 
@@ -36,17 +52,33 @@ PARTITIONS = 4
 ROOT = Path(__file__).resolve().parents[2]
 Records = list[dict[str, Any]]
 
+#: Whether a fix is on, per engine: the Faust/aiokafka fixes everywhere, the Tansu ones on Tansu.
+ANY_BROKER = {"tansu": "on", "kafka": "on"}
+TANSU_ONLY = {"tansu": "on", "kafka": "off"}
+#: The literal in faust-streaming 0.15.3 ``AIOKafkaConsumerThread._create_worker_consumer``.
+FAUST_FETCH_MAX_WAIT_MS = 1500
+
+
+def product_settings(broker: EmbeddedBroker | KafkaBroker) -> Settings:
+    """The settings a child of the product reads for `broker`: they decide the engine's fixes."""
+    return load_settings(broker_env(broker))
+
+
+def fix_state(records: Records, fix: Callable[[], None]) -> str:
+    """``on`` if the worker that wrote `records` had applied `fix`, else ``off``."""
+    return "on" if fix.__name__ in records[-1]["fixes"] else "off"
+
 
 class Worker:
     """One `compat_app` child process in its own process group."""
 
-    def __init__(self, argv: list[str], log_path: Path) -> None:
+    def __init__(self, argv: list[str], env: dict[str, str], log_path: Path) -> None:
         self.log_path = log_path
         with log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "tests.integration.compat_app", *argv],
                 cwd=ROOT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -74,18 +106,28 @@ class Worker:
 class Pipeline:
     """Topics, group and workers of one test: SOURCE -> compat_app -> SINK."""
 
-    def __init__(self, bootstrap: str, unique: str, log_dir: Path) -> None:
-        self.bootstrap = bootstrap
+    def __init__(self, broker: EmbeddedBroker | KafkaBroker, unique: str, log_dir: Path) -> None:
+        settings = product_settings(broker)
+        self.engine = resolve(settings).name
+        self.tansu_fixes = tansu_fixes(settings)
+        self.bootstrap = broker.bootstrap
+        self.env = {
+            **os.environ,
+            **broker_env(broker),
+            "MESSAGEHOOKS_DATA_DIR": str(log_dir / "data"),
+            "PYTHONUNBUFFERED": "1",
+        }
+        self.env.pop("MESSAGEHOOKS_KAFKA_BOOTSTRAP", None)
         self.app_id = f"compat-{unique}"
         self.source = f"compat.{unique}.source"
         self.sink = f"compat.{unique}.sink"
         self.log_dir = log_dir
         self.workers: list[Worker] = []
-        asyncio.run(ensure_topics(bootstrap, [self.source, self.sink], partitions=PARTITIONS))
+        asyncio.run(ensure_topics(self.bootstrap, [self.source, self.sink], partitions=PARTITIONS))
 
     def start_worker(self) -> Worker:
-        argv = [self.bootstrap, self.app_id, self.source, self.sink, str(PARTITIONS)]
-        worker = Worker(argv, self.log_dir / f"worker{len(self.workers)}.log")
+        argv = [self.app_id, self.source, self.sink, str(PARTITIONS)]
+        worker = Worker(argv, self.env, self.log_dir / f"worker{len(self.workers)}.log")
         self.workers.append(worker)
         return worker
 
@@ -108,28 +150,40 @@ class Pipeline:
         self, done: Callable[[Records], bool], timeout: float, worker: Worker, *, must: bool = True
     ) -> Records:
         """Sink records from the beginning, polled until `done(records)` or `timeout` (then fail)."""
-        records = asyncio.run(_read(self.bootstrap, self.sink, done, timeout))
+        records = asyncio.run(_read(self.bootstrap, self.sink, done, timeout, self.tansu_fixes))
         if must and not done(records):
             pytest.fail(f"sink incomplete after {timeout} s ({len(records)} records):\n{worker.logs()}")
         return records
 
     def sink_records(self) -> Records:
         """Every record of the sink (up to its true end offsets)."""
-        return asyncio.run(_read(self.bootstrap, self.sink, None, 20.0))
+        return asyncio.run(_read(self.bootstrap, self.sink, None, 20.0, self.tansu_fixes))
 
     def committed_and_end(self) -> tuple[dict[int, int | None], dict[int, int]]:
-        return asyncio.run(_committed_and_end(self.bootstrap, self.app_id, self.source))
+        return asyncio.run(_committed_and_end(self.bootstrap, self.app_id, self.source, self.tansu_fixes))
+
+
+def earliest_consumer(bootstrap: str) -> AIOKafkaConsumer:
+    """A consumer whose first position, like `seek_to_beginning`, is the earliest offset.
+
+    With aiokafka's default (latest), the reset that `assign` starts in the background can land
+    after a `seek_to_beginning` and win: on Kafka a read "from the beginning" then began at the
+    end when anything was awaited between the two (most reads of 3000 records returned none).
+    """
+    return AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
 
 
 async def _read(
-    bootstrap: str, topic: str, done: Callable[[Records], bool] | None, timeout: float
+    bootstrap: str, topic: str, done: Callable[[Records], bool] | None, timeout: float, embedded: bool
 ) -> Records:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = earliest_consumer(bootstrap)
     await consumer.start()
     try:
         tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
         consumer.assign(tps)
-        ends = await end_offsets(consumer, tps, embedded=True) if done is None else {}
+        ends = await end_offsets(consumer, tps, embedded) if done is None else {}
         await consumer.seek_to_beginning(*tps)
         records: Records = []
         loop = asyncio.get_running_loop()
@@ -147,7 +201,7 @@ async def _read(
 
 
 async def _committed_and_end(
-    bootstrap: str, group: str, topic: str
+    bootstrap: str, group: str, topic: str, embedded: bool
 ) -> tuple[dict[int, int | None], dict[int, int]]:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
     await consumer.start()
@@ -155,7 +209,7 @@ async def _committed_and_end(
         tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
         committed = {tp.partition: await consumer.committed(tp) for tp in tps}
         consumer.assign(tps)
-        ends = await end_offsets(consumer, tps, embedded=True)
+        ends = await end_offsets(consumer, tps, embedded)
         return committed, {tp.partition: end for tp, end in ends.items()}
     finally:
         await consumer.stop()
@@ -175,8 +229,8 @@ def ids_seen(records: Records) -> set[int]:
 
 
 @pytest.fixture
-def pipeline(broker: EmbeddedBroker, unique: str, tmp_path: Path) -> Iterator[Pipeline]:
-    running = Pipeline(broker.bootstrap, unique, tmp_path)
+def pipeline(engine_broker: EmbeddedBroker | KafkaBroker, unique: str, tmp_path: Path) -> Iterator[Pipeline]:
+    running = Pipeline(engine_broker, unique, tmp_path)
     yield running
     for worker in running.workers:
         worker.kill()
@@ -203,56 +257,73 @@ def test_a_backlog_at_start_is_processed_exactly_once_across_a_graceful_restart(
     assert (len(missing), len(duplicates)) == (0, 0), (sorted(missing)[:20], list(duplicates.items())[:20])
     committed, end = pipeline.committed_and_end()
     assert committed == end
+    for fix in (
+        patch_recovery_seek_before_resume,
+        patch_flow_control_resume,
+        patch_fetch_only_active_partitions,
+    ):
+        assert fix_state(records, fix) == ANY_BROKER[pipeline.engine], fix.__name__
 
 
-async def test_a2_a_fetch_never_returns_records_of_paused_partitions(broker, unique, monkeypatch):
+async def test_a2_a_fetch_never_returns_records_of_paused_partitions(engine_broker, unique, monkeypatch):
     """aiokafka read Faust's emptied live set of active partitions as "all": records were lost.
 
     In-process (the race window in a worker is milliseconds wide): a consumer with records
-    buffered for a partition Faust has paused must not hand them out.
+    buffered for a partition Faust has paused must not hand them out. The unpatched method does,
+    on either engine: the bug is in the clients.
     """
     from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
+    unpatched: Callable[..., Any] = AIOKafkaConsumerThread._fetch_records
     # Restore the unpatched method after the test: the fix patches the class process-wide.
-    monkeypatch.setattr(AIOKafkaConsumerThread, "_fetch_records", AIOKafkaConsumerThread._fetch_records)
+    monkeypatch.setattr(AIOKafkaConsumerThread, "_fetch_records", unpatched)
     patch_fetch_only_active_partitions()
+    fixed: Callable[..., Any] = AIOKafkaConsumerThread._fetch_records
+    bootstrap = engine_broker.bootstrap
     topic = f"compat.{unique}.paused"
-    await ensure_topics(broker.bootstrap, [topic], partitions=1)
-    producer = make_producer(broker.bootstrap)
+    await ensure_topics(bootstrap, [topic], partitions=1)
+    producer = make_producer(bootstrap)
     await producer.start()
     try:
         await producer.send_and_wait(topic, b"{}")
     finally:
         await producer.stop()
-    consumer = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap, enable_auto_commit=False)
+    consumer = earliest_consumer(bootstrap)
     await consumer.start()
     try:
         tp = TopicPartition(topic, 0)
         consumer.assign([tp])
-        await consumer.seek_to_beginning(tp)
-        async with asyncio.timeout(10):  # the fetcher prefetches in the background
-            while tp not in consumer._fetcher._records:
-                await consumer._fetcher._create_fetch_waiter()
         thread = SimpleNamespace(consumer=SimpleNamespace(flow_active=True))
-        fetch: Callable[..., Any] = AIOKafkaConsumerThread._fetch_records
+        await _buffer_from_start(consumer, tp)
 
-        assert await fetch(thread, consumer, set(), timeout=0.2) == {}
-        assert [r.offset for r in (await fetch(thread, consumer, {tp}, timeout=5))[tp]] == [0]
+        assert await fixed(thread, consumer, set(), timeout=0.2) == {}
+        assert [r.offset for r in (await unpatched(thread, consumer, set(), timeout=0.2))[tp]] == [0]
+        await _buffer_from_start(consumer, tp)
+        assert [r.offset for r in (await fixed(thread, consumer, {tp}, timeout=5))[tp]] == [0]
     finally:
         await consumer.stop()
 
 
+async def _buffer_from_start(consumer: AIOKafkaConsumer, tp: TopicPartition) -> None:
+    """Seek to the start of `tp` and wait until the background fetcher has buffered its records."""
+    await consumer.seek_to_beginning(tp)
+    async with asyncio.timeout(10):
+        while tp not in consumer._fetcher._records:
+            await consumer._fetcher._create_fetch_waiter()
+
+
 def test_b_a_gracefully_stopped_worker_leaves_its_group(pipeline):
-    """Ghost member: aiokafka skipped LeaveGroup in Tansu's generation 0; the next join waited."""
+    """Ghost member: aiokafka skips LeaveGroup in generation 0, Tansu's first; Kafka's first is 1."""
     worker = pipeline.start_worker()
     pipeline.produce(range(1), key=str)
-    pipeline.wait_sink(lambda records: ids_seen(records) == {0}, 30, worker)
+    records = pipeline.wait_sink(lambda records: ids_seen(records) == {0}, 30, worker)
     worker.stop()
     # Tansu expires a silent member only when the next join runs into it: unfixed, the stopped
     # worker is still a member here, and the next worker waits for its session to run out.
     (group,) = asyncio.run(_describe_group(pipeline.bootstrap, pipeline.app_id))[0].groups
     state, members = group[2], group[5]  # (error_code, group, state, protocol_type, protocol, members)
     assert (state, members) == ("Empty", [])
+    assert fix_state(records, patch_leave_group_generation_zero) == TANSU_ONLY[pipeline.engine]
 
     worker = pipeline.start_worker()
     pipeline.produce(range(1, 2), key=str)
@@ -270,13 +341,51 @@ def test_c_table_recovery_restores_every_update(pipeline):
     worker = pipeline.start_worker()
     pipeline.produce(range(updates, updates + 1), key=lambda i: "counter")
     records = pipeline.wait_sink(lambda records: updates in ids_seen(records), 40, worker)
-    after_restart = [r["count"] for r in records if r["id"] == updates]
-    assert after_restart == [updates + 1]
+    after_restart = [r for r in records if r["id"] == updates]
+    assert [r["count"] for r in after_restart] == [updates + 1]
+    assert fix_state(after_restart, patch_changelog_highwaters) == TANSU_ONLY[pipeline.engine]
 
 
-def test_d_the_worker_consumer_long_polls_briefly(pipeline):
+def test_d_the_worker_consumer_long_polls_briefly_on_tansu_only(pipeline):
     """Faust hard-codes fetch_max_wait_ms=1500; Tansu then delivers to an idle stream late."""
     worker = pipeline.start_worker()
     pipeline.produce(range(1), key=str)
     records = pipeline.wait_sink(lambda records: bool(records), 30, worker)
-    assert records[0]["fetch_max_wait_ms"] == EMBEDDED_FETCH_MAX_WAIT_MS
+    expected_wait = {"tansu": EMBEDDED_FETCH_MAX_WAIT_MS, "kafka": FAUST_FETCH_MAX_WAIT_MS}
+    assert records[0]["fetch_max_wait_ms"] == expected_wait[pipeline.engine]
+    assert fix_state(records, patch_fetch_max_wait) == TANSU_ONLY[pipeline.engine]
+
+
+async def test_e_end_offsets_probe_the_true_end_on_tansu_only(engine_broker, unique):
+    """Tansu answers ListOffsets(LATEST) with the last batch's base offset + 1, Kafka with its end.
+
+    Two batches of ten records: the true end is 20. `end_offsets`, switched by the engine as in
+    the product, answers 20 on both: by a Fetch on Tansu, by aiokafka's own answer on Kafka.
+    """
+    settings = product_settings(engine_broker)
+    engine = resolve(settings).name
+    topic = f"compat.{unique}.ends"
+    await ensure_topics(engine_broker.bootstrap, [topic], partitions=1)
+    producer = make_producer(engine_broker.bootstrap)
+    await producer.start()
+    try:
+        for _ in range(2):
+            batch = producer.create_batch()
+            for i in range(10):
+                batch.append(key=None, value=str(i).encode(), timestamp=None)
+            batch.close()
+            await (await producer.send_batch(batch, topic, partition=0))
+    finally:
+        await producer.stop()
+    consumer = AIOKafkaConsumer(bootstrap_servers=engine_broker.bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tp = TopicPartition(topic, 0)
+        consumer.assign([tp])
+        listed = await consumer.end_offsets([tp])
+        switched = await end_offsets(consumer, [tp], tansu_fixes(settings))
+    finally:
+        await consumer.stop()
+    assert listed == {tp: {"tansu": 11, "kafka": 20}[engine]}
+    assert switched == {tp: 20}
+    assert ("on" if tansu_fixes(settings) else "off") == TANSU_ONLY[engine]
