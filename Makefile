@@ -39,7 +39,7 @@ check: $(STAMP)  ## format check, lint, type check, dependency audit
 	$(BIN)/mypy
 	.ci/audit $(BIN)/pip-audit
 
-bench: $(STAMP)  ## run the benchmarks (~8-11 min; needs wrk) -> benchmarks/results/latest.json
+bench: $(STAMP)  ## run the benchmarks on Tansu and Apache Kafka (needs wrk) -> benchmarks/results/latest.json
 	$(BIN)/python -m benchmarks.run_all
 
 format: $(STAMP)  ## apply ruff's formatting and safe fixes

@@ -1,4 +1,8 @@
-"""Second ceiling: parse JSON and await one aiokafka send with acks=all, nothing else."""
+"""Second ceiling: parse JSON and await one aiokafka send with acks=all, nothing else.
+
+The producer has the ingest's settings for the engine in MESSAGEHOOKS_BROKER_ENGINE (idempotent
+on Apache Kafka), so the ratio compares the same sends on the same broker.
+"""
 
 import contextlib
 import os
@@ -10,7 +14,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from messagehooks.kafka import make_producer
+from messagehooks.kafka import engine_producer_settings, make_producer
+from messagehooks.settings import load_settings
 
 state: dict[str, AIOKafkaProducer] = {}
 
@@ -24,7 +29,9 @@ async def produce(request: Request) -> Response:
 
 @contextlib.asynccontextmanager
 async def lifespan(app: Starlette):
-    state["producer"] = producer = make_producer(os.environ["BENCH_BOOTSTRAP"])
+    state["producer"] = producer = make_producer(
+        os.environ["BENCH_BOOTSTRAP"], **engine_producer_settings(load_settings())
+    )
     await producer.start()
     yield
     await producer.stop()

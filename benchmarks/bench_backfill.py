@@ -30,8 +30,6 @@ def simulated_messages(count: int) -> list[Message]:
         normalize(
             json.dumps(m).encode(),
             hook=Hook("bench"),
-            sentry_trace=None,
-            single=True,
             received_at=0.0,
             request_id="",
         )

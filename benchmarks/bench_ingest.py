@@ -2,7 +2,7 @@
 
 Servers are pinned to CPU 0 (taskset), wrk to CPU 1; 2 s warm-up, then `--duration` s per run,
 `--repeat` runs, configurations round-robin; medians reported, ratios to the no-op endpoint.
-Run: .venv/bin/python -m benchmarks.bench_ingest  (needs wrk: apt-get install wrk)
+Run: .venv/bin/python -m benchmarks.bench_ingest [--engine kafka]  (needs wrk: apt-get install wrk)
 """
 
 import argparse
@@ -19,7 +19,8 @@ from pathlib import Path
 
 import httpx
 
-from messagehooks.broker import EmbeddedBroker, free_port
+from benchmarks.engine import add_engine_option, broker_env, started_broker
+from messagehooks.broker import free_port
 
 HERE = Path(__file__).resolve().parent
 UVICORN = [
@@ -37,7 +38,9 @@ UVICORN = [
 
 def start_server(target: list[str], port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
     command = ["taskset", "-c", "0", *target] if shutil.which("taskset") else target
-    process = subprocess.Popen(command, env={**os.environ, **env}, start_new_session=True, cwd=HERE.parent)
+    environ = {**os.environ, **env}
+    environ.pop("MESSAGEHOOKS_KAFKA_BOOTSTRAP", None)  # the servers use the broker started here
+    process = subprocess.Popen(command, env=environ, start_new_session=True, cwd=HERE.parent)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -80,16 +83,16 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--out", type=Path, default=HERE / "results" / "ingest.json")
+    add_engine_option(parser)
     args = parser.parse_args()
-    with EmbeddedBroker() as broker, tempfile.TemporaryDirectory() as data_dir:
+    with started_broker(args.engine) as broker, tempfile.TemporaryDirectory() as data_dir:
         env = {
-            "MESSAGEHOOKS_BROKER_PORT": str(broker.port),
+            **broker_env(broker),
             "MESSAGEHOOKS_DATA_DIR": data_dir,
             "MESSAGEHOOKS_LOG_LEVEL": "WARNING",
             "BENCH_BOOTSTRAP": broker.bootstrap,
             "BENCH_TOPIC": "landbot.messages",
         }
-        env.pop("MESSAGEHOOKS_KAFKA_BOOTSTRAP", None)
         ports = {name: free_port() for name in ("noop", "bare_produce", "ingest")}
         targets = {
             "noop": [*UVICORN, "benchmarks.noop_app:app", "--port", str(ports["noop"])],
@@ -118,6 +121,7 @@ def main() -> None:
                 process.wait(10)
     median = {name: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for name, rs in runs.items()}
     result = {
+        "engine": args.engine,
         "connections": args.connections,
         "ingest_rps": median["ingest"]["rps"],
         "ingest_p99_ms": median["ingest"]["p99_ms"],

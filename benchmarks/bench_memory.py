@@ -18,6 +18,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from benchmarks.engine import broker_env
 from messagehooks.broker import EmbeddedBroker
 from messagehooks.kafka import ensure_project_topics, make_producer
 from messagehooks.schema import encode_message
@@ -81,7 +82,7 @@ def measure(chats: int, tmp: Path) -> dict[str, float]:
         settings = Settings(kafka_bootstrap=broker.bootstrap, topic_prefix=f"bm{run}.", worker_id=f"mem{run}")
         asyncio.run(ensure_project_topics(settings))
         env = {
-            "MESSAGEHOOKS_BROKER_PORT": str(broker.port),
+            **broker_env(broker),  # with the engine: `auto` would mean Kafka where Java is
             "MESSAGEHOOKS_TOPIC_PREFIX": settings.topic_prefix,
             "MESSAGEHOOKS_WORKER_ID": settings.worker_id,
             "MESSAGEHOOKS_DATA_DIR": str(tmp / "data"),

@@ -19,6 +19,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from benchmarks.bench_stream import PARTITIONS, committed_total, prefill
+from benchmarks.engine import broker_env
 from messagehooks.broker import EmbeddedBroker
 from messagehooks.kafka import ensure_topics, make_producer
 from messagehooks.schema import Message, encode_message
@@ -71,7 +72,7 @@ def restart_seconds(store: str, messages: int) -> float:
         group = f"restart-{uuid.uuid4().hex[:6]}"
         env = {
             **os.environ,
-            "MESSAGEHOOKS_BROKER_PORT": str(broker.port),
+            **broker_env(broker),  # with the engine: `auto` would mean Kafka where Java is
             "MESSAGEHOOKS_TOPIC_PREFIX": prefix,
             "MESSAGEHOOKS_PARTITIONS": str(PARTITIONS),
             "MESSAGEHOOKS_WORKER_ID": group,

@@ -12,7 +12,7 @@ minus the time its POST was answered, and each pair's = first time `turn_pairs` 
 the answer to the POST that made it final (found by running the stream's state machine over the
 POSTs; the allowed lateness is 0 here: with the default 10 s a pair waits for a message 10 s of
 event time newer, by design).
-Run: .venv/bin/python -m benchmarks.bench_sink [--pairs 50000] [--rate 200] [--seconds 20]
+Run: .venv/bin/python -m benchmarks.bench_sink [--pairs 50000] [--rate 200] [--seconds 20] [--engine kafka]
 """
 
 import argparse
@@ -28,10 +28,11 @@ from pathlib import Path
 import httpx
 import msgspec
 
+from benchmarks.engine import add_engine_option, broker_env, broker_settings, started_broker
 from features.batch import build_dataset
 from ingest.validation import normalize
 from messagehooks import store
-from messagehooks.broker import EmbeddedBroker
+from messagehooks.engines import OwnBroker
 from messagehooks.kafka import ensure_project_topics, make_producer
 from messagehooks.settings import Hook, Settings
 from streams.records import encode_record
@@ -102,10 +103,10 @@ def measure_delta_ceiling(root: str, values: list[bytes], batch: int) -> float:
     return len(rows) / (time.perf_counter() - started)
 
 
-def sink_benchmark(bootstrap: str, total: int, tmp: Path) -> dict[str, float]:
+def sink_benchmark(broker: OwnBroker, total: int, tmp: Path) -> dict[str, float]:
     run = uuid.uuid4().hex[:8]
-    settings = Settings(
-        kafka_bootstrap=bootstrap,
+    settings = broker_settings(
+        broker,
         topic_prefix=f"bs{run}.",
         data_dir=tmp / f"sink-{run}",
         sink_group=f"bench-{run}",
@@ -121,10 +122,10 @@ def sink_benchmark(bootstrap: str, total: int, tmp: Path) -> dict[str, float]:
     return result
 
 
-def e2e_benchmark(broker: EmbeddedBroker, rate: float, seconds: float, tmp: Path) -> dict[str, float]:
+def e2e_benchmark(broker: OwnBroker, rate: float, seconds: float, tmp: Path) -> dict[str, float]:
     run = uuid.uuid4().hex[:8]
     env = {
-        "MESSAGEHOOKS_BROKER_PORT": str(broker.port),
+        **broker_env(broker),
         "MESSAGEHOOKS_TOPIC_PREFIX": f"be{run}.",
         "MESSAGEHOOKS_DATA_DIR": str(tmp / f"e2e-{run}"),
         "MESSAGEHOOKS_WORKER_ID": f"bw{run}",
@@ -211,9 +212,7 @@ def _pair_delays(posted: list[bytes], answered: dict[str, float], seen: dict[str
     states: dict[str, ChatState] = {}
     trigger: dict[str, str] = {}
     for body in posted:
-        message = normalize(
-            body, hook=Hook("default"), sentry_trace=None, single=True, received_at=0.0, request_id=""
-        )
+        message = normalize(body, hook=Hook("default"), received_at=0.0, request_id="")
         state, out = step(states.get(message.chat_id), message, settings)
         states[message.chat_id] = state
         for pair in out.pairs:
@@ -238,16 +237,17 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--out", type=Path, default=HERE / "results" / "sink.json")
+    add_engine_option(parser)
     args = parser.parse_args()
     runs: list[dict[str, float]] = []
-    with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker() as broker:
+    with tempfile.TemporaryDirectory() as tmp, started_broker(args.engine) as broker:
         for _ in range(args.repeat):
-            result = sink_benchmark(broker.bootstrap, args.pairs, Path(tmp))
+            result = sink_benchmark(broker, args.pairs, Path(tmp))
             result.update(e2e_benchmark(broker, args.rate, args.seconds, Path(tmp)))
             runs.append(result)
     median = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({**median, "sink_runs": runs}, indent=2))
+    args.out.write_text(json.dumps({**median, "engine": args.engine, "sink_runs": runs}, indent=2))
     for key, value in median.items():
         print(f"{key:32} {value:12.3f}")
 

@@ -3,7 +3,7 @@
 A topic is pre-filled with N realistic normalized messages; each consumer reads it in a fresh
 group. Throughput = messages between the first and the last committed-offset change / the
 time between them (start-up and group join excluded). Configurations run round-robin.
-Run: .venv/bin/python -m benchmarks.bench_stream [--messages 30000] [--repeat 3]
+Run: .venv/bin/python -m benchmarks.bench_stream [--messages 30000] [--repeat 3] [--engine kafka]
 """
 
 import argparse
@@ -13,14 +13,15 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from benchmarks.engine import add_engine_option, broker_env, started_broker
 from ingest.validation import normalize
-from messagehooks.broker import EmbeddedBroker
 from messagehooks.kafka import ensure_topics, make_producer
 from messagehooks.schema import encode_message
 from messagehooks.settings import Hook
@@ -44,7 +45,7 @@ async def prefill(bootstrap: str, topic: str, count: int) -> int:
             futures = []
             for raw in traffic:
                 message = normalize(
-                    json.dumps(raw).encode(), hook=Hook("bench"), sentry_trace=None, single=True,
+                    json.dumps(raw).encode(), hook=Hook("bench"),
                     received_at=time.time(), request_id="bench",
                 )  # fmt: skip
                 futures.append(
@@ -95,28 +96,29 @@ def run_faust(
 ) -> float:
     """Messages/s of `copies` processes of `command` sharing one group (Faust's app id)."""
     group = env["MESSAGEHOOKS_WORKER_ID"]
-    processes = [
-        subprocess.Popen(
-            command,
-            env={**os.environ, **env, "MESSAGEHOOKS_DATA_DIR": f"/tmp/{group}-{i}"},
-            cwd=HERE.parent,
-            start_new_session=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for i in range(copies)
-    ]
-    try:
-        return asyncio.run(measure_group(bootstrap, topic, group, total, timeout=300))
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    with tempfile.TemporaryDirectory(prefix=f"{group}-") as data_root:
+        processes = [
+            subprocess.Popen(
+                command,
+                env={**os.environ, **env, "MESSAGEHOOKS_DATA_DIR": f"{data_root}/{i}"},
+                cwd=HERE.parent,
+                start_new_session=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for i in range(copies)
+        ]
+        try:
+            return asyncio.run(measure_group(bootstrap, topic, group, total, timeout=300))
+        finally:
+            for process in processes:
+                process.terminate()
+            for process in processes:
+                try:
+                    process.wait(20)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
 
 
 async def raw_consume(bootstrap: str, topic: str, total: int) -> float:
@@ -142,11 +144,12 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--out", type=Path, default=HERE / "results" / "stream.json")
     parser.add_argument("--two-workers", action="store_true", help="also run 2 workers in one group")
+    add_engine_option(parser)
     args = parser.parse_args()
     prefix = f"bench{uuid.uuid4().hex[:6]}."
     topic = prefix + "messages"
     runs: dict[str, list[float]] = {"stream": [], "faust_forward": [], "raw_consume": []}
-    with EmbeddedBroker() as broker:
+    with started_broker(args.engine) as broker:
         total = asyncio.run(prefill(broker.bootstrap, topic, args.messages))
         prefix2, total2 = f"bench2{uuid.uuid4().hex[:6]}.", 0
         if args.two_workers:
@@ -167,7 +170,7 @@ def main() -> None:
         )
         # No metrics servers: two workers on one host would both want port 9101, and a taken port
         # stops a worker (docs/operations.md, Ports).
-        base = {"MESSAGEHOOKS_BROKER_PORT": str(broker.port), "MESSAGEHOOKS_TOPIC_PREFIX": prefix,
+        base = {**broker_env(broker), "MESSAGEHOOKS_TOPIC_PREFIX": prefix,
                 "MESSAGEHOOKS_PARTITIONS": str(PARTITIONS), "MESSAGEHOOKS_LOG_LEVEL": "WARNING",
                 "MESSAGEHOOKS_WORKER_METRICS_PORT": "0"}  # fmt: skip
         for _ in range(args.repeat):
@@ -196,6 +199,7 @@ def main() -> None:
                     )
     median = {name: statistics.median(values) for name, values in runs.items()}
     result = {
+        "engine": args.engine,
         "messages": total,
         "stream_msgs_per_s": median["stream"],
         "faust_forward_msgs_per_s": median["faust_forward"],

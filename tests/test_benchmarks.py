@@ -1,0 +1,39 @@
+"""The benchmarks' own plumbing: nothing else runs their code between two `make bench`.
+
+They once went stale against a changed `normalize` signature unnoticed, and their children
+once resolved `auto` on their own (Kafka wherever Java is) while running against Tansu.
+"""
+
+import asyncio
+import uuid
+
+from benchmarks.bench_backfill import simulated_messages
+from benchmarks.bench_sink import distinct_pairs
+from benchmarks.bench_stream import prefill
+from benchmarks.engine import broker_env, broker_settings, started_broker
+from messagehooks.engines import resolve, tansu_fixes
+
+
+def test_a_tansu_benchmark_tells_its_processes_the_engine() -> None:
+    with started_broker("tansu") as broker:
+        env = broker_env(broker)
+        settings = broker_settings(broker, topic_prefix="bench.")
+        assert env["MESSAGEHOOKS_BROKER_ENGINE"] == "tansu"
+        assert env["MESSAGEHOOKS_BROKER_PORT"] == str(broker.port)
+        assert settings.bootstrap == broker.bootstrap
+        assert settings.topic_prefix == "bench."
+        assert tansu_fixes(settings), resolve(settings)
+
+
+def test_the_backfill_and_sink_inputs_build() -> None:
+    messages = simulated_messages(500)
+    pairs = distinct_pairs(50)
+    assert len(messages) == 500
+    assert len({m.message_id for m in messages}) == 500
+    assert len(set(pairs)) == 50
+
+
+def test_the_stream_benchmark_prefills_a_topic(broker) -> None:
+    topic = f"bench{uuid.uuid4().hex[:8]}.messages"
+    sent = asyncio.run(prefill(broker.bootstrap, topic, 300))
+    assert sent >= 300
