@@ -16,8 +16,8 @@ from typing import Any
 
 from messagehooks.broker import free_port
 from messagehooks.engines import OwnBroker, own_broker, resolve
+from messagehooks.engines import engine_env as broker_env
 from messagehooks.settings import Settings, load_settings
-from tests.conftest import broker_env  # the variables the tests give their children
 
 __all__ = ["ENGINES", "add_engine_option", "broker_env", "broker_settings", "started_broker", "unavailable"]
 

@@ -77,3 +77,13 @@ def own_broker(settings: Settings) -> OwnBroker:
             heap=settings.kafka_heap,
         )
     return EmbeddedBroker(settings.broker_port)
+
+
+def engine_env(broker: OwnBroker) -> dict[str, str]:
+    """The variables that point a child process at `broker` and tell it the engine it runs on.
+
+    A child without the engine resolves `auto` by itself (Kafka wherever Java is installed) and
+    would switch the Tansu client fixes the wrong way.
+    """
+    engine = "kafka" if isinstance(broker, KafkaBroker) else "tansu"
+    return {"MESSAGEHOOKS_BROKER_PORT": str(broker.port), "MESSAGEHOOKS_BROKER_ENGINE": engine}

@@ -14,6 +14,7 @@ import pytest
 
 from messagehooks.broker import EmbeddedBroker
 from messagehooks.engines import Engine, resolve
+from messagehooks.engines import engine_env as broker_env  # noqa: F401 - the tests' name for it
 from messagehooks.errors import BrokerUnavailable
 from messagehooks.kafka_broker import KafkaBroker
 from messagehooks.settings import Settings
@@ -68,12 +69,6 @@ def engine_broker(request: pytest.FixtureRequest) -> EmbeddedBroker | KafkaBroke
         "broker" if request.param == "tansu" else "kafka"
     )
     return broker
-
-
-def broker_env(broker: EmbeddedBroker | KafkaBroker) -> dict[str, str]:
-    """The variables that point a child process at `broker`, with the engine it runs."""
-    engine = "kafka" if isinstance(broker, KafkaBroker) else "tansu"
-    return {"MESSAGEHOOKS_BROKER_PORT": str(broker.port), "MESSAGEHOOKS_BROKER_ENGINE": engine}
 
 
 @pytest.fixture
