@@ -1,7 +1,7 @@
 """Feature extraction shared by the stream and the batch backfill (one definition, no skew).
 
 A chat's messages, in order, become conversations, turns and turn pairs with their features
-(DESIGN §5-6). `build_dataset` is the batch entry point; `streams.sessions` drives the same
+(docs/streams.md). `build_dataset` is the batch entry point; `streams.sessions` drives the same
 session builder incrementally.
 """
 

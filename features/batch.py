@@ -2,7 +2,7 @@
 
 `build_dataset` deduplicates, sorts and feeds every chat through the same session builder the
 stream uses (`features.session`), closing every conversation at the end, so stream and batch
-produce the same pairs and conversations (DESIGN §5).
+produce the same pairs and conversations (docs/streams.md).
 """
 
 import math

@@ -62,7 +62,7 @@ class Turn(msgspec.Struct, frozen=True, kw_only=True, gc=False):
 
 
 class TurnPair(msgspec.Struct, frozen=True, kw_only=True, gc=False):
-    """A prompt turn and the next turn answering it, with the per-pair features (DESIGN §6).
+    """A prompt turn and the next turn answering it, with the per-pair features (docs/dataset.md).
 
     For an unanswered pair (`answered` False) every `response_*` field and `latency_s` is None.
     """

@@ -1,7 +1,7 @@
 """Prometheus metrics of the ingest, in a registry of their own (one per app instance).
 
 Labels are bounded: hook names are configured ones (unknown hooks count as ``_unknown``),
-message types outside DESIGN §2 count as ``other``; no token or text is ever a label.
+message types Landbot does not document count as ``other``; no token or text is ever a label.
 """
 
 from typing import Any

@@ -1,4 +1,4 @@
-"""The Kafka records one accepted request produces (DESIGN §4): raw, messages, events, dead-letter."""
+"""The Kafka records one accepted request produces (docs/topics.md): raw, messages, events, dead-letter."""
 
 from collections.abc import Sequence
 

@@ -2,7 +2,7 @@
 
 The envelope is decoded with each message kept as raw bytes (`msgspec.Raw`), so every message
 is validated on its own: one bad message is dead-lettered with its original bytes while the
-valid ones of the same POST are kept (DESIGN §9).
+valid ones of the same POST are kept (docs/ingest.md).
 """
 
 from collections.abc import Mapping

@@ -229,7 +229,7 @@ def _run_ingest(settings: Settings, args: argparse.Namespace) -> int:
         create_app(settings),
         host=settings.host,
         port=settings.port,
-        # Set explicitly: the asyncio/h11 fallback serves 3x fewer requests (PERFORMANCE.md).
+        # Set explicitly: the asyncio/h11 fallback serves 3x fewer requests (measured on 2 cores).
         loop="uvloop",
         http="httptools",
         log_config=logging_config(settings.log_level),

@@ -41,7 +41,7 @@ TOPIC_RECORDS: dict[str, type[msgspec.Struct]] = {
     "conversations": Conversation,
     "dead-letter": DeadLetterRecord,
 }
-"""Record type of each topic, by its name without the prefix (DESIGN §4)."""
+"""Record type of each topic, by its name without the prefix (docs/topics.md)."""
 
 TOPIC_KEYS: dict[str, str] = {
     "raw": "hook name",
@@ -89,7 +89,7 @@ _DEAD_LETTER_WRITERS = [
 
 
 def topic_names() -> tuple[str, ...]:
-    """The topics' names without prefix, in the order of DESIGN §4."""
+    """The topics' names without prefix, in the order of docs/topics.md."""
     return Topics(prefix="").all()
 
 

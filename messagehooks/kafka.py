@@ -75,7 +75,7 @@ async def ensure_topics(
 
 
 async def ensure_project_topics(settings: Settings) -> list[str]:
-    """Create the topics of DESIGN §4 with the configured partitions."""
+    """Create the project's topics (docs/topics.md) with the configured partitions."""
     return await ensure_topics(
         settings.bootstrap,
         settings.topics.all(),

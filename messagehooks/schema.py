@@ -1,7 +1,8 @@
 """Typed records of the pipeline: the Landbot payload as received and the normalized message.
 
-The Landbot structs mirror DESIGN §2 and tolerate unknown fields (msgspec ignores them), so a
-new field from Landbot never fails a delivery; the original bytes travel alongside as `raw`.
+The Landbot structs mirror Landbot's MessageHook payload (samples: tests/fixtures/landbot) and
+tolerate unknown fields (msgspec ignores them), so a new field from Landbot never fails a
+delivery; the original bytes travel alongside as `raw`.
 """
 
 from typing import Annotated, Any, Literal

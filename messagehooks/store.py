@@ -1,6 +1,6 @@
 """The dataset store: Delta Lake table names, explicit schemas, paths, writes and reads.
 
-Four tables (DESIGN §7), each partitioned by the UTC `date` of its event time and keyed by a
+Four tables (docs/dataset.md), each partitioned by the UTC `date` of its event time and keyed by a
 deterministic id that the sink uses to drop repeats. The schemas are written out here, not
 inferred, so a column never changes type with the data of one batch (docs/dataset.md lists them).
 Notebooks use `load`; `messagehooks dataset ...` and the sink use the rest.

@@ -1,4 +1,4 @@
-"""Topic names of DESIGN §4, derived from one configurable prefix (the only place they live)."""
+"""Topic names (docs/topics.md), derived from one configurable prefix (the only place they live)."""
 
 from dataclasses import dataclass
 
@@ -40,7 +40,7 @@ class Topics:
         return f"{self.prefix}dead-letter"
 
     def all(self) -> tuple[str, ...]:
-        """Every topic, in the order of DESIGN §4."""
+        """Every topic, in the order of docs/topics.md."""
         return (
             self.raw,
             self.messages,

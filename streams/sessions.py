@@ -34,7 +34,7 @@ _NO_RAW = msgspec.Raw(b"null")
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class SessionSettings:
-    """Knobs of the session state machine (DESIGN §5).
+    """Knobs of the session state machine (docs/streams.md).
 
     Attributes:
         conversation_gap: Seconds of event time; a strictly longer gap splits conversations,

@@ -265,7 +265,7 @@ class DatasetSink:
             group_id=self.settings.sink_group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
-            # Joins take half the session on Tansu (BROKER.md); same setting as the workers.
+            # Joins take half the session on Tansu; same setting as the workers.
             session_timeout_ms=int(self.settings.session_timeout * 1000),
             heartbeat_interval_ms=max(100, int(self.settings.session_timeout * 150)),
             max_partition_fetch_bytes=4 * 1024 * 1024,

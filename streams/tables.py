@@ -154,7 +154,7 @@ def _identity(text: str) -> str:
 
 
 def is_late(timestamp: float, newest: float | None, allowed_lateness: float) -> bool:
-    """The `late` flag of the messages table (the stream's rule, DESIGN §5).
+    """The `late` flag of the messages table (the stream's rule, docs/streams.md).
 
     Late = older than the chat's newest message by more than the allowed lateness; such a
     message is stored but not paired.

@@ -21,7 +21,7 @@ from messagehooks.settings import Settings
 
 REQUIRE_KAFKA = "MESSAGEHOOKS_REQUIRE_KAFKA"
 
-# Copies of ../shared/fixtures/landbot (public Landbot samples), so a clone tests on its own.
+# Public Landbot MessageHook samples, kept in the repository so a clone tests on its own.
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "landbot"
 
 

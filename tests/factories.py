@@ -77,7 +77,7 @@ def landbot_message(
     channel: int | str = CHANNEL,
     **extra: Any,
 ) -> dict[str, Any]:
-    """One element of a MessageHook body's `messages`, in Landbot's shape (DESIGN §2).
+    """One element of a MessageHook body's `messages`, in Landbot's shape (see tests/fixtures/landbot).
 
     Modelled on tests/fixtures/landbot/body_button_customer_docs.json. `chat=None` leaves out
     `_raw.chat` (ingest then falls back to `customer.id`); `action` goes at the top level, in

@@ -1,4 +1,8 @@
-"""Dependencies flow one way (STYLE.md §1): ingest never loads faust/pandas/deltalake, features no Kafka."""
+"""Dependencies flow one way: ingest never loads faust/pandas/deltalake, features no Kafka.
+
+The ingest, the stream workers and the sink scale apart (docs/operations.md), so each loads only
+what it runs.
+"""
 
 import subprocess
 import sys

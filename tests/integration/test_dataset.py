@@ -1,4 +1,4 @@
-"""The whole pipeline into Delta: POST -> ingest -> broker -> worker -> sink -> tables (DESIGN §7).
+"""The whole pipeline into Delta: POST -> ingest -> broker -> worker -> sink -> tables (docs/dataset.md).
 
 Real processes on the real broker; the oracle is `features.batch` over exactly what the ingest
 published, and `messagehooks backfill` over the raw topic.

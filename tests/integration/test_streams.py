@@ -1,4 +1,4 @@
-"""Real workers on the real broker: pairs and conversations equal `features.batch` (DESIGN §5)."""
+"""Real workers on the real broker: pairs and conversations equal `features.batch` (docs/streams.md)."""
 
 import asyncio
 
