@@ -47,15 +47,28 @@ def validate_record(topic: str, value: Any, *, where: str = "") -> None:
 
 
 async def read_topic(
-    bootstrap: str, topic: str, *, expect: int, timeout: float = 20.0, validate: bool = True
+    bootstrap: str,
+    topic: str,
+    *,
+    expect: int,
+    timeout: float = 20.0,
+    validate: bool = True,
+    committed: bool = False,
 ) -> list[dict[str, Any]]:
     """Records of `topic` (JSON values plus `_key`, `_partition`, `_offset`) until `expect` or timeout.
 
-    With `validate`, each record the pipeline wrote (it carries `schema_version`) must match the
-    topic's schema; records without it are foreign ones a test injected on purpose (garbage that
-    the worker must dead-letter) and are returned as they are.
+    With `committed`, only records of committed Kafka transactions (read_committed, as a reader
+    of a worker's exactly_once outputs must read); otherwise aborted ones too. With `validate`,
+    each record the pipeline wrote (it carries `schema_version`) must match the topic's schema;
+    records without it are foreign ones a test injected on purpose (garbage that the worker must
+    dead-letter) and are returned as they are.
     """
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        group_id=None,
+        isolation_level="read_committed" if committed else "read_uncommitted",
+    )
     await consumer.start()
     records: list[dict[str, Any]] = []
     try:
