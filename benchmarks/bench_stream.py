@@ -45,9 +45,8 @@ async def prefill(bootstrap: str, topic: str, count: int) -> int:
             futures = []
             for raw in traffic:
                 message = normalize(
-                    json.dumps(raw).encode(), hook=Hook("bench"),
-                    received_at=time.time(), request_id="bench",
-                )  # fmt: skip
+                    json.dumps(raw).encode(), hook=Hook("bench"), received_at=time.time(), request_id="bench"
+                )
                 futures.append(
                     await producer.send(topic, encode_message(message), key=message.chat_id.encode())
                 )

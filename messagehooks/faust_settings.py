@@ -1,10 +1,14 @@
-"""Keyword arguments of ``faust.App`` for the stream workers, tuned on both broker engines."""
+"""Keyword arguments of ``faust.App`` for the stream workers (the choices: docs/streams.md)."""
 
 import logging
 from pathlib import Path
 from typing import Any
 
+from messagehooks.engines import resolve
+from messagehooks.errors import ConfigError
 from messagehooks.settings import Settings
+
+GUARANTEES = ("at_least_once", "exactly_once")
 
 #: Loggers raised to WARNING by `quiet_faust_loggers`: +17 % throughput (measured).
 FAUST_LOGGERS = ("", "faust", "mode", "aiokafka")
@@ -15,9 +19,11 @@ def faust_app_settings(settings: Settings) -> dict[str, Any]:
 
     The session timeout is short because Tansu holds every JoinGroup for half of it; the
     heartbeat is ~0.15 of it, and the request timeout is at least the session timeout (Faust
-    refuses less) and more than its half (Tansu's join wait). No ``exactly_once``: Tansu rejects
-    aiokafka's InitProducerId, so exactly-once comes from the idempotent sink. Call
-    `messagehooks.kafka_compat.apply_faust_fixes` before the app starts.
+    refuses less) and more than its half (Tansu's join wait). ``at_least_once`` unless
+    ``exactly_once`` is asked for, on Apache Kafka only (`processing_guarantee`); the dataset is
+    exactly once either way, by the idempotent sink. Call
+    `messagehooks.kafka_compat.apply_faust_fixes` before the app starts, with ``transactions``
+    for exactly_once (Faust's own leaves the outputs out of its transactions, docs/streams.md).
 
     Args:
         settings: the process's settings.
@@ -38,13 +44,33 @@ def faust_app_settings(settings: Settings) -> dict[str, Any]:
         "producer_linger": 0.005,
         "producer_max_batch_size": 65536,
         "producer_request_timeout": 10.0,
-        "processing_guarantee": "at_least_once",
+        "processing_guarantee": processing_guarantee(settings),
         "store": settings.table_store,
         "datadir": str(faust_datadir(settings)),
         "topic_partitions": settings.partitions,
         "topic_replication_factor": settings.replication_factor,
         "web_enabled": False,
     }
+
+
+def processing_guarantee(settings: Settings) -> str:
+    """Faust's ``processing_guarantee`` for `settings`: exactly_once only on an Apache Kafka.
+
+    Raises:
+        ConfigError: an unknown value, or exactly_once on the embedded Tansu broker (it answers
+            the transactional producer's InitProducerId with an error).
+    """
+    wanted = settings.processing_guarantee
+    if wanted not in GUARANTEES:
+        raise ConfigError(
+            f"MESSAGEHOOKS_PROCESSING_GUARANTEE must be one of {', '.join(GUARANTEES)}, got {wanted!r}"
+        )
+    engine = resolve(settings)
+    if wanted == "exactly_once" and engine.name == "tansu":
+        raise ConfigError(
+            f"exactly_once needs Apache Kafka transactions; the engine is tansu ({engine.reason})"
+        )
+    return wanted
 
 
 def faust_datadir(settings: Settings) -> Path:

@@ -70,6 +70,7 @@ class Settings:
     worker_id: str = "messagehooks-streams"
     table_store: str = "memory://"
     session_timeout: float = 2.0
+    processing_guarantee: str = "at_least_once"
     dataset_uri: str | None = None
     sink_flush_interval: float = 1.0
     sink_flush_rows: int = 20_000
@@ -144,6 +145,8 @@ SETTINGS_HELP: dict[str, str] = {
     "WORKER_ID": "Faust app id = consumer group of the stream workers",
     "TABLE_STORE": "Faust table store URL (memory:// or rocksdb://)",
     "SESSION_TIMEOUT": "Kafka consumer session timeout of stream workers, in seconds",
+    "PROCESSING_GUARANTEE": "Faust processing guarantee of stream workers: at_least_once, or exactly_once "
+    "(Kafka transactions; Apache Kafka only, see docs/streams.md)",
     "DATASET_URI": "root of the Delta tables: a directory or an object-store URL; unset = DATA_DIR/datasets",
     "SINK_FLUSH_INTERVAL": "seconds between the dataset sink's commits (one Delta version each)",
     "SINK_FLUSH_ROWS": "rows buffered for one table that trigger a commit before the interval",
@@ -196,6 +199,11 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
             worker_id=config("WORKER_ID", cast=str, default=defaults.worker_id),
             table_store=config("TABLE_STORE", cast=str, default=defaults.table_store),
             session_timeout=config("SESSION_TIMEOUT", cast=float, default=2.0),
+            processing_guarantee=config(
+                "PROCESSING_GUARANTEE", cast=str, default=defaults.processing_guarantee
+            )
+            .strip()
+            .lower(),
             dataset_uri=config("DATASET_URI", cast=str, default="").strip() or None,
             sink_flush_interval=config("SINK_FLUSH_INTERVAL", cast=float, default=1.0),
             sink_flush_rows=_positive(config("SINK_FLUSH_ROWS", cast=int, default=20_000), "SINK_FLUSH_ROWS"),

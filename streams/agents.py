@@ -8,7 +8,9 @@ Outputs before state: a batch of events is processed, its pairs, conversations a
 letters are sent and their acks (acks=all) awaited, and only then are the chats' new states
 written to the table (its changelog). A crash can thus leave outputs whose state change was
 not recorded (they are re-emitted, with the same ids, and the dataset sink drops the repeats),
-but never a recorded state change whose outputs were lost (docs/dataset.md).
+but never a recorded state change whose outputs were lost (docs/dataset.md). With the opt-in
+exactly_once (Apache Kafka), outputs, states and offsets of a partition commit in one Kafka
+transaction, so a read_committed reader sees no repeat either (docs/streams.md).
 """
 
 import asyncio
@@ -19,9 +21,11 @@ from typing import Any
 
 import faust
 import msgspec
+from aiokafka import TopicPartition
 from aiokafka.partitioner import murmur2
 
 from messagehooks.deadletter import encode_original
+from messagehooks.kafka_compat import commit_transactions, serialize_commits, transaction_source
 from messagehooks.schema import DeadLetterRecord, decode_message, encode_dead_letter
 from messagehooks.settings import Settings
 from streams.idle import caught_up_partitions, next_offset, sweep
@@ -165,6 +169,18 @@ def register_agents(app: faust.App, settings: Settings) -> StreamStats:
     # States are updated in place: a batch and the idle timer take turns, so that neither
     # writes a state holding the other's changes whose outputs are not acknowledged yet.
     state_lock = asyncio.Lock()
+    # With exactly_once, Faust commits a transaction only between two updates, never between an
+    # update's outputs and its states (kafka_compat).
+    serialize_commits(app, state_lock)
+
+    def source_of(key: bytes) -> TopicPartition:
+        return TopicPartition(topics.messages, partition_of(key, settings.partitions))
+
+    async def commit_outside_events(partitions: set[int]) -> None:
+        # With exactly_once, what the timer or a resume emitted has no offset for Faust to
+        # commit with: commit those partitions' transactions now (kafka_compat).
+        if app.in_transaction and partitions:
+            await commit_transactions(app, [TopicPartition(topics.messages, p) for p in sorted(partitions)])
 
     async def process(event: faust.EventT[bytes], changed: dict[bytes, ChatState]) -> list[Sent]:
         processed[event.message.partition] = event.message.offset
@@ -199,7 +215,9 @@ def register_agents(app: faust.App, settings: Settings) -> StreamStats:
             sent: list[Sent] = []
             async with state_lock:
                 for event in batch:
-                    sent.extend(await process(event, changed))
+                    # With exactly_once, its outputs join the transaction of its partition.
+                    with transaction_source(TopicPartition(event.message.topic, event.message.partition)):
+                        sent.extend(await process(event, changed))
                 await asyncio.gather(*sent)  # outputs durable before the state records them
                 now = time.monotonic()
                 for key, state in changed.items():
@@ -207,7 +225,8 @@ def register_agents(app: faust.App, settings: Settings) -> StreamStats:
                     last_seen[key] = now
 
     async def emit_acked(key: bytes, out: Output) -> None:
-        await asyncio.gather(*await emit(key, out))
+        with transaction_source(source_of(key)):
+            await asyncio.gather(*await emit(key, out))
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # mode types receivers as taking *args
     async def track_assignment(_app: Any, assigned: Any, **_: Any) -> None:
@@ -244,11 +263,13 @@ def register_agents(app: faust.App, settings: Settings) -> StreamStats:
                 if partition_of(key, settings.partitions) not in todo:
                     continue
                 rebuilt[key], outputs = replay(chats.get(key), tail, session_settings)
-                for out in outputs:
-                    sent.extend(await emit(key, out))
+                with transaction_source(source_of(key)):
+                    for out in outputs:
+                        sent.extend(await emit(key, out))
             await asyncio.gather(*sent)  # outputs durable before the states record them
             for key, state in rebuilt.items():
                 chats[key] = state
+            await commit_outside_events({partition_of(key, settings.partitions) for key in rebuilt})
         resumed.update(todo)
         logger.info(
             "resumed open conversations from the messages table",
@@ -271,7 +292,7 @@ def register_agents(app: faust.App, settings: Settings) -> StreamStats:
                 partition = partition_of(key, settings.partitions)
                 return not app.rebalancing and partition in ready and partition in owned_partitions()
 
-            await sweep(
+            result = await sweep(
                 chats,
                 owns=owns,
                 idle_seconds=idle_seconds,
@@ -280,6 +301,8 @@ def register_agents(app: faust.App, settings: Settings) -> StreamStats:
                 retention=retention,
                 forget=forget,
             )
+            if result.closed or result.forgotten:
+                await commit_outside_events(ready & owned_partitions())
 
     @app.timer(interval=30.0)
     async def log_stats() -> None:

@@ -15,8 +15,11 @@ from streams.metrics import serve, worker_registry
 
 def build_app(settings: Settings) -> tuple[faust.App, StreamStats]:
     """A Faust app with the sessionizing agent; the Tansu fixes apply on the embedded broker."""
-    apply_faust_fixes(embedded=tansu_fixes(settings))
-    app = faust.App(settings.worker_id, **faust_app_settings(settings))
+    app_settings = faust_app_settings(settings)
+    apply_faust_fixes(
+        embedded=tansu_fixes(settings), transactions=app_settings["processing_guarantee"] == "exactly_once"
+    )
+    app = faust.App(settings.worker_id, **app_settings)
     stats = register_agents(app, settings)
 
     @app.task

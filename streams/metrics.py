@@ -77,6 +77,7 @@ SINK_HELP = {
     "undecodable": "records skipped because they are not of their topic's schema",
     "reseeks": "times the consumer had moved past records the sink had not read, and was sought back",
     "expired": "records deleted from a topic (retention) before the sink read them",
+    "skipped": "offsets holding no record for the sink (transaction markers, aborted transactions)",
     "commits": "Delta commits (table versions) written",
     "failed_commits": "Delta commits that failed (the sink rewound to the log's offsets)",
     "seconds_since_commit": "seconds since the last successful Delta commit",

@@ -71,6 +71,7 @@ class SinkStats:
     undecodable: int = 0
     reseeks: int = 0
     expired: int = 0
+    skipped: int = 0
     commits: int = 0
     failed_commits: int = 0
     largest_commit: int = 0
@@ -270,6 +271,8 @@ class DatasetSink:
             heartbeat_interval_ms=max(100, int(self.settings.session_timeout * 150)),
             max_partition_fetch_bytes=4 * 1024 * 1024,
             fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+            # Only committed transactions (a worker with exactly_once); Tansu has no transactions.
+            isolation_level="read_uncommitted" if tansu_fixes(self.settings) else "read_committed",
         )
         self._consumer = consumer
         self._lookup = TopicIncarnations(self.settings.bootstrap)
@@ -361,22 +364,27 @@ class DatasetSink:
                         consumer.seek(tp, expected)
                     return
                 self._seeks_back.pop(tp, None)
-                self.stats.expired += record.offset - expected
-                logger.error(
-                    "records deleted from the topic before the sink read them"
-                    if earliest > expected
-                    else "offsets missing from the log: a fetch from them starts after them",
-                    extra={
-                        "topic": tp.topic,
-                        "partition": tp.partition,
-                        "from": expected,
-                        "to": record.offset,
-                    },
-                )
+                self._count_gap(tp, expected, record.offset, deleted=earliest > expected)
             self._add(record)
             expected = self._positions[tp] = record.offset + 1
         if records and tp in self._seeks_back and self._positions.get(tp, 0) > self._seeks_back[tp][0]:
             del self._seeks_back[tp]  # read past the offset it sought: that episode is over
+
+    def _count_gap(self, tp: TopicPartition, expected: int, got: int, *, deleted: bool) -> None:
+        """Count offsets read past: deleted by retention (rows lost: an alert), or log holes.
+
+        A hole holds no record for this sink: a transaction's commit or abort marker, or, read
+        committed, an aborted transaction's records (a worker with exactly_once killed mid-way).
+        """
+        where = {"topic": tp.topic, "partition": tp.partition, "from": expected, "to": got}
+        if deleted:
+            self.stats.expired += got - expected
+            logger.error("records deleted from the topic before the sink read them", extra=where)
+        else:
+            self.stats.skipped += got - expected
+            logger.info(
+                "offsets without a record (transaction markers, aborted records) read past", extra=where
+            )
 
     def _hole(self, tp: TopicPartition, expected: int, got: int) -> bool:
         """Whether fetches from `expected` keep starting at `got`: the log has no record between.

@@ -54,17 +54,26 @@ async def read_topic(
     timeout: float = 20.0,
     validate: bool = True,
     distinct: str | None = None,
+    committed: bool = False,
 ) -> list[dict[str, Any]]:
     """Records of `topic` (JSON values plus `_key`, `_partition`, `_offset`) until `expect` or timeout.
 
     With `distinct`, `expect` counts distinct values of that field: on an at-least-once topic,
     duplicates after a crash must not end the read before the last records arrive.
 
+    With `committed`, only records of committed Kafka transactions (read_committed, as a reader
+    of a worker's exactly_once outputs must read); otherwise aborted ones too.
+
     With `validate`, each record the pipeline wrote (it carries `schema_version`) must match the
     topic's schema; records without it are foreign ones a test injected on purpose (garbage that
     the worker must dead-letter) and are returned as they are.
     """
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        group_id=None,
+        isolation_level="read_committed" if committed else "read_uncommitted",
+    )
     await consumer.start()
     records: list[dict[str, Any]] = []
     try:
