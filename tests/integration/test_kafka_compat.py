@@ -229,8 +229,8 @@ def ids_seen(records: Records) -> set[int]:
 
 
 @pytest.fixture
-def pipeline(engine_broker: EmbeddedBroker | KafkaBroker, unique: str, tmp_path: Path) -> Iterator[Pipeline]:
-    running = Pipeline(engine_broker, unique, tmp_path)
+def pipeline(broker: EmbeddedBroker | KafkaBroker, unique: str, tmp_path: Path) -> Iterator[Pipeline]:
+    running = Pipeline(broker, unique, tmp_path)
     yield running
     for worker in running.workers:
         worker.kill()
@@ -265,7 +265,7 @@ def test_a_backlog_at_start_is_processed_exactly_once_across_a_graceful_restart(
         assert fix_state(records, fix) == ANY_BROKER[pipeline.engine], fix.__name__
 
 
-async def test_a2_a_fetch_never_returns_records_of_paused_partitions(engine_broker, unique, monkeypatch):
+async def test_a2_a_fetch_never_returns_records_of_paused_partitions(broker, unique, monkeypatch):
     """aiokafka read Faust's emptied live set of active partitions as "all": records were lost.
 
     In-process (the race window in a worker is milliseconds wide): a consumer with records
@@ -279,7 +279,7 @@ async def test_a2_a_fetch_never_returns_records_of_paused_partitions(engine_brok
     monkeypatch.setattr(AIOKafkaConsumerThread, "_fetch_records", unpatched)
     patch_fetch_only_active_partitions()
     fixed: Callable[..., Any] = AIOKafkaConsumerThread._fetch_records
-    bootstrap = engine_broker.bootstrap
+    bootstrap = broker.bootstrap
     topic = f"compat.{unique}.paused"
     await ensure_topics(bootstrap, [topic], partitions=1)
     producer = make_producer(bootstrap)
@@ -356,17 +356,17 @@ def test_d_the_worker_consumer_long_polls_briefly_on_tansu_only(pipeline):
     assert fix_state(records, patch_fetch_max_wait) == TANSU_ONLY[pipeline.engine]
 
 
-async def test_e_end_offsets_probe_the_true_end_on_tansu_only(engine_broker, unique):
+async def test_e_end_offsets_probe_the_true_end_on_tansu_only(broker, unique):
     """Tansu answers ListOffsets(LATEST) with the last batch's base offset + 1, Kafka with its end.
 
     Two batches of ten records: the true end is 20. `end_offsets`, switched by the engine as in
     the product, answers 20 on both: by a Fetch on Tansu, by aiokafka's own answer on Kafka.
     """
-    settings = product_settings(engine_broker)
+    settings = product_settings(broker)
     engine = resolve(settings).name
     topic = f"compat.{unique}.ends"
-    await ensure_topics(engine_broker.bootstrap, [topic], partitions=1)
-    producer = make_producer(engine_broker.bootstrap)
+    await ensure_topics(broker.bootstrap, [topic], partitions=1)
+    producer = make_producer(broker.bootstrap)
     await producer.start()
     try:
         for _ in range(2):
@@ -377,7 +377,7 @@ async def test_e_end_offsets_probe_the_true_end_on_tansu_only(engine_broker, uni
             await (await producer.send_batch(batch, topic, partition=0))
     finally:
         await producer.stop()
-    consumer = AIOKafkaConsumer(bootstrap_servers=engine_broker.bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
         tp = TopicPartition(topic, 0)

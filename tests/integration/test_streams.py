@@ -21,9 +21,9 @@ LATENESS = 1.0
 
 
 @pytest.fixture
-def stack(engine_broker, unique, tmp_path):
+def stack(broker, unique, tmp_path):
     env = {
-        **broker_env(engine_broker),
+        **broker_env(broker),
         "MESSAGEHOOKS_TOPIC_PREFIX": f"st{unique}.",
         "MESSAGEHOOKS_PARTITIONS": "3",
         "MESSAGEHOOKS_DATA_DIR": str(tmp_path),
@@ -97,7 +97,7 @@ async def _produce_garbage(bootstrap: str, topic: str) -> None:
         await producer.stop()
 
 
-def test_stream_equals_batch(stack, engine_broker):
+def test_stream_equals_batch(stack, broker):
     ingest, worker, prefix = stack
     worker()
     traffic = conversation_traffic(25, seed=1)
@@ -105,9 +105,9 @@ def test_stream_equals_batch(stack, engine_broker):
     half = len(bodies) // 2
     _post_all(ingest, bodies[:half])
     # A record no ingest would write: dead-lettered with its offsets, and the stream goes on.
-    asyncio.run(_produce_garbage(engine_broker.bootstrap, f"{prefix}messages"))
+    asyncio.run(_produce_garbage(broker.bootstrap, f"{prefix}messages"))
     _post_all(ingest, bodies[half:])
-    (dead,) = asyncio.run(read_topic(engine_broker.bootstrap, f"{prefix}dead-letter", expect=1, timeout=60))
+    (dead,) = asyncio.run(read_topic(broker.bootstrap, f"{prefix}dead-letter", expect=1, timeout=60))
     assert (dead["reason"], dead["topic"], dead["_key"]) == (
         "undecodable_record",
         f"{prefix}messages",
@@ -116,16 +116,16 @@ def test_stream_equals_batch(stack, engine_broker):
     assert dead["original"] == '{"not": "a message"}'
     assert isinstance(dead["offset"], int)
     assert isinstance(dead["partition"], int)
-    expected_pairs, expected_conversations = _expected(engine_broker.bootstrap, prefix, len(bodies) + 1)
+    expected_pairs, expected_conversations = _expected(broker.bootstrap, prefix, len(bodies) + 1)
     got_pairs, got_conversations = _streamed(
-        engine_broker.bootstrap, prefix, len(expected_pairs), len(expected_conversations)
+        broker.bootstrap, prefix, len(expected_pairs), len(expected_conversations)
     )
     assert len(got_pairs) == len(expected_pairs)  # no duplicates without a restart
     assert _by_id(got_pairs, "pair_id") == expected_pairs
     assert _by_id(got_conversations, "conversation_id") == expected_conversations
 
 
-def test_kill9_mid_stream_then_restart_recovers(stack, engine_broker):
+def test_kill9_mid_stream_then_restart_recovers(stack, broker):
     ingest, worker, prefix = stack
     first = worker("first")
     traffic = conversation_traffic(30, seed=3)
@@ -133,32 +133,32 @@ def test_kill9_mid_stream_then_restart_recovers(stack, engine_broker):
     half = len(bodies) // 2
     _post_all(ingest, bodies[:half])
     # Wait until the worker has emitted something, then kill it mid-stream.
-    assert asyncio.run(read_topic(engine_broker.bootstrap, f"{prefix}turn-pairs", expect=1, timeout=60))
+    assert asyncio.run(read_topic(broker.bootstrap, f"{prefix}turn-pairs", expect=1, timeout=60))
     first.kill9()
     _post_all(ingest, bodies[half:])
     worker("second")
-    expected_pairs, expected_conversations = _expected(engine_broker.bootstrap, prefix, len(bodies))
+    expected_pairs, expected_conversations = _expected(broker.bootstrap, prefix, len(bodies))
     got_pairs, got_conversations = _streamed(
-        engine_broker.bootstrap, prefix, len(expected_pairs), len(expected_conversations)
+        broker.bootstrap, prefix, len(expected_pairs), len(expected_conversations)
     )
     # At-least-once on the topic: duplicates of a pair_id are identical; none is missing.
     assert _by_id(got_pairs, "pair_id") == expected_pairs
     assert _by_id(got_conversations, "conversation_id") == expected_conversations
 
 
-def test_two_workers_one_stopped_the_other_completes(stack, engine_broker):
+def test_two_workers_one_stopped_the_other_completes(stack, broker):
     ingest, worker, prefix = stack
     workers = [worker("a"), worker("b")]
     traffic = conversation_traffic(30, seed=5)
     bodies = deliveries(traffic, seed=6)
     half = len(bodies) // 2
     _post_all(ingest, bodies[:half])
-    assert asyncio.run(read_topic(engine_broker.bootstrap, f"{prefix}turn-pairs", expect=1, timeout=60))
+    assert asyncio.run(read_topic(broker.bootstrap, f"{prefix}turn-pairs", expect=1, timeout=60))
     workers[0].stop()
     _post_all(ingest, bodies[half:])
-    expected_pairs, expected_conversations = _expected(engine_broker.bootstrap, prefix, len(bodies))
+    expected_pairs, expected_conversations = _expected(broker.bootstrap, prefix, len(bodies))
     got_pairs, got_conversations = _streamed(
-        engine_broker.bootstrap, prefix, len(expected_pairs), len(expected_conversations)
+        broker.bootstrap, prefix, len(expected_pairs), len(expected_conversations)
     )
     assert _by_id(got_pairs, "pair_id") == expected_pairs
     assert _by_id(got_conversations, "conversation_id") == expected_conversations
