@@ -36,7 +36,9 @@ from messagehooks.kafka_broker import KafkaBroker
 from messagehooks.kafka_compat import (
     EMBEDDED_FETCH_MAX_WAIT_MS,
     end_offsets,
+    faust_fixes,
     patch_changelog_highwaters,
+    patch_create_topic_waits_for_metadata,
     patch_fetch_max_wait,
     patch_fetch_only_active_partitions,
     patch_flow_control_resume,
@@ -389,3 +391,44 @@ async def test_e_end_offsets_probe_the_true_end_on_tansu_only(broker, unique):
     assert listed == {tp: {"tansu": 11, "kafka": 20}[engine]}
     assert switched == {tp: 20}
     assert ("on" if tansu_fixes(settings) else "off") == TANSU_ONLY[engine]
+
+
+async def test_f_a_topic_faust_created_can_be_partitioned_at_once(broker, unique, monkeypatch):
+    """A changelog record is partitioned from the producer's metadata without waiting for it.
+
+    Faust's producer, having sent to one topic, creates another. Unpatched, its metadata update
+    asks for the first topic only: Kafka answers with that one, so partitioning a key of the new
+    topic fails as the stream worker's agent did (there Kafka's lagging metadata did it, a race);
+    Tansu answers with every topic. Fixed, the creation returns once the producer knows the new
+    topic's partitions, on either engine.
+    """
+    import faust
+    from faust.transport.drivers.aiokafka import Producer
+
+    settings = product_settings(broker)
+    engine = resolve(settings).name
+    # Restore the unpatched method after the test: the fix patches the class process-wide.
+    monkeypatch.setattr(Producer, "create_topic", Producer.create_topic)
+    app = faust.App(f"compat-{unique}", broker=f"kafka://{broker.bootstrap}", web_enabled=False)
+    sent_to, first, second = f"compat.{unique}.sent", f"compat.{unique}.new1", f"compat.{unique}.new2"
+    await ensure_topics(broker.bootstrap, [sent_to], partitions=1)
+    await app.producer.start()
+    try:
+        await app.producer.send_and_wait(sent_to, b"k", b"{}", None, None, None)
+        await app.producer.create_topic(first, 3, 1)
+        assert _partitions_known(app.producer, first) == {"tansu": True, "kafka": False}[engine]
+        patch_create_topic_waits_for_metadata()
+        await app.producer.create_topic(second, 3, 1)
+        assert _partitions_known(app.producer, second)
+    finally:
+        await app.producer.stop()
+    assert patch_create_topic_waits_for_metadata in faust_fixes(embedded=tansu_fixes(settings))  # both
+
+
+def _partitions_known(producer: Any, topic: str) -> bool:
+    """Whether Faust's producer can partition a key of `topic` now (from the metadata it has)."""
+    try:
+        producer.key_partition(topic, b"k")
+    except TypeError:  # aiokafka: list(None), no partitions known for the topic
+        return False
+    return True
