@@ -72,6 +72,7 @@ def faust_fixes(*, embedded: bool) -> tuple[Callable[[], None], ...]:
         patch_recovery_seek_before_resume,
         patch_flow_control_resume,
         patch_fetch_only_active_partitions,
+        patch_create_topic_waits_for_metadata,
     )
     tansu_only = (patch_leave_group_generation_zero, patch_changelog_highwaters, patch_fetch_max_wait)
     return any_broker + tansu_only if embedded else any_broker
@@ -230,6 +231,32 @@ def patch_fetch_only_active_partitions() -> None:
         return await original(self, consumer, view, timeout=timeout, max_records=max_records)
 
     _install(AIOKafkaConsumerThread, "_fetch_records", _fetch_records)
+
+
+def patch_create_topic_waits_for_metadata() -> None:
+    """Return from Faust's topic creation only once its producer knows the topic's partitions.
+
+    faust-streaming 0.15.3 ``Producer.create_topic`` creates the topic, then forces one metadata
+    update of aiokafka's producer; that update asks only for the topics the producer has sent to
+    (all topics while there is none), and Apache Kafka's answer may not list a topic created a
+    moment ago (the broker's metadata lags its controller under load). The producer then keeps
+    that metadata for minutes, but a table's changelog record is partitioned at once from it
+    (``key_partition``, no waiting): the worker's agent crashed at its first state write
+    ("'NoneType' object is not iterable") and the worker went on running, processing nothing.
+    aiokafka's ``_wait_on_metadata`` adds the topic to the producer's list and waits for it.
+    """
+    from faust.transport.drivers.aiokafka import Producer
+
+    if _is_patched(Producer, "create_topic"):
+        return
+    original: Callable[..., Awaitable[None]] = Producer.create_topic
+
+    async def create_topic(self: Any, topic: str, *args: Any, **kwargs: Any) -> None:
+        await original(self, topic, *args, **kwargs)
+        if self.app.conf.topic_allow_declare:
+            await self._ensure_producer().client._wait_on_metadata(topic)
+
+    _install(Producer, "create_topic", create_topic)
 
 
 def patch_leave_group_generation_zero() -> None:

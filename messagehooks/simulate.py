@@ -17,6 +17,7 @@ import asyncio
 import heapq
 import math
 import random
+import threading
 import time
 import uuid
 from collections import Counter
@@ -403,10 +404,13 @@ async def simulate(
     transport: httpx.AsyncBaseTransport | None = None,
     concurrency: int = 32,
     delivered: dict[str, int] | None = None,
+    stop: threading.Event | None = None,
 ) -> SimulationSummary:
     """POST the chats' messages at about `options.rate` messages/s until `duration` or the last chat ends.
 
     `delivered`, if given, maps the `_raw.uuid` of every message that got a 2xx to that status (tests).
+    `stop`, once set, ends the traffic early like the end of `duration` (a test ends it a few seconds
+    after its faults instead of guessing a duration long enough for a loaded machine).
     """
     summary = SimulationSummary()
     mean_messages = sum(len(chat_script(options, i).messages) for i in range(min(options.chats, 200))) / min(
@@ -448,7 +452,7 @@ async def simulate(
     slots = asyncio.Semaphore(concurrency)
     tasks: set[asyncio.Task[None]] = set()
     async with httpx.AsyncClient(headers=headers, timeout=options.timeout, transport=transport) as client:
-        while time.time() < deadline:
+        while time.time() < deadline and not (stop is not None and stop.is_set()):
             admit_until(due[0][0] if due else next_start)
             if not due:
                 break  # every chat is scripted and sent

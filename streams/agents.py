@@ -129,9 +129,9 @@ def register_agents(app: faust.App, settings: Settings) -> StreamStats:
         }
         return caught_up_partitions(positions, {tp.partition: ends.get(tp) for tp in assigned})
 
-    def idle_seconds(key: bytes) -> float:
+    def idle_seconds(key: bytes, at: float) -> float:
         since = assigned_at.get(partition_of(key, settings.partitions), started)
-        return time.monotonic() - max(last_seen.get(key, since), since)
+        return at - max(last_seen.get(key, since), since)
 
     async def emit(key: bytes, out: Output) -> list[Sent]:
         sent = [await pairs_topic.send(key=key, value=encode_record(pair)) for pair in out.pairs]
@@ -284,6 +284,9 @@ def register_agents(app: faust.App, settings: Settings) -> StreamStats:
         async with state_lock:
             # Nothing closes while a rebalance runs: the assignment is about to change and the
             # stream is paused, so "idle" and "caught up" mean nothing until it is over.
+            # Idleness as of when the end offsets were asked for: a pause of the worker after
+            # that (SIGSTOP, a long GC) must not make chats look idle against offsets from before.
+            checked_at = time.monotonic()
             ready = set() if app.rebalancing else await caught_up_now()
             if not ready:
                 return
@@ -295,7 +298,7 @@ def register_agents(app: faust.App, settings: Settings) -> StreamStats:
             result = await sweep(
                 chats,
                 owns=owns,
-                idle_seconds=idle_seconds,
+                idle_seconds=lambda key: idle_seconds(key, checked_at),
                 emit=emit_acked,
                 settings=session_settings,
                 retention=retention,

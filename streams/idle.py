@@ -63,7 +63,8 @@ async def sweep(
         chats: The chats table (or any mapping); other coroutines may remove keys meanwhile.
         owns: Whether this worker owns the key's partition *now* and that partition is caught
             up; asked again after every await, since a rebalance may have moved it.
-        idle_seconds: Wall-clock seconds since the chat was last active on this worker.
+        idle_seconds: Wall-clock seconds the chat had been inactive on this worker when the
+            end offsets behind `owns` were fetched (not now: a pause since would count too).
         emit: Sends a flush's outputs and waits for their acknowledgement.
         settings: The session settings (the conversation gap).
         retention: Seconds after which a chat with nothing open is deleted (dedup memory).

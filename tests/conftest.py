@@ -26,7 +26,7 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures" / "landbot"
 
 
 @pytest.fixture(scope="session")
-def broker() -> Iterator[EmbeddedBroker]:
+def tansu() -> Iterator[EmbeddedBroker]:
     """The embedded Tansu broker (skips, naming the variable, if it cannot start)."""
     if os.environ.get("MESSAGEHOOKS_KAFKA_BOOTSTRAP"):
         pytest.skip("tests start their own embedded broker; unset MESSAGEHOOKS_KAFKA_BOOTSTRAP")
@@ -63,12 +63,13 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
 
 
 @pytest.fixture(params=["tansu", "kafka"])
-def engine_broker(request: pytest.FixtureRequest) -> EmbeddedBroker | KafkaBroker:
-    """The session's broker of each engine in turn: a test using it runs once per engine."""
-    broker: EmbeddedBroker | KafkaBroker = request.getfixturevalue(
-        "broker" if request.param == "tansu" else "kafka"
-    )
-    return broker
+def broker(request: pytest.FixtureRequest) -> EmbeddedBroker | KafkaBroker:
+    """The session's broker of each engine in turn: a test using it runs once per engine.
+
+    A test about one engine itself asks for `tansu` or `kafka` instead.
+    """
+    running: EmbeddedBroker | KafkaBroker = request.getfixturevalue(request.param)
+    return running
 
 
 @pytest.fixture

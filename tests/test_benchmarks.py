@@ -33,7 +33,7 @@ def test_the_backfill_and_sink_inputs_build() -> None:
     assert len(set(pairs)) == 50
 
 
-def test_the_stream_benchmark_prefills_a_topic(broker) -> None:
+def test_the_stream_benchmark_prefills_a_topic(tansu) -> None:
     topic = f"bench{uuid.uuid4().hex[:8]}.messages"
-    sent = asyncio.run(prefill(broker.bootstrap, topic, 300))
+    sent = asyncio.run(prefill(tansu.bootstrap, topic, 300))
     assert sent >= 300

@@ -46,10 +46,10 @@ def _read(bootstrap: str, topic: str, expect: int, timeout: float = 30.0) -> lis
     return asyncio.run(read_topic(bootstrap, topic, expect=expect, timeout=timeout, validate=False))
 
 
-def test_every_topic_carries_records_of_its_schema(engine_broker, unique, tmp_path):
+def test_every_topic_carries_records_of_its_schema(broker, unique, tmp_path):
     prefix = f"ct{unique}."
     env = {
-        **broker_env(engine_broker),
+        **broker_env(broker),
         "MESSAGEHOOKS_TOPIC_PREFIX": prefix,
         "MESSAGEHOOKS_PARTITIONS": "3",
         "MESSAGEHOOKS_DATA_DIR": str(tmp_path),
@@ -71,8 +71,8 @@ def test_every_topic_carries_records_of_its_schema(engine_broker, unique, tmp_pa
             assert (
                 client.post("/hooks/default", content=b'{"messages": [{"type": "text"}]}').status_code == 422
             )
-        asyncio.run(_produce_garbage(engine_broker.bootstrap, f"{prefix}messages"))
-        bootstrap = engine_broker.bootstrap
+        asyncio.run(_produce_garbage(broker.bootstrap, f"{prefix}messages"))
+        bootstrap = broker.bootstrap
 
         messages = _read(bootstrap, f"{prefix}messages", len(bodies) + len(GARBAGE))
         garbage = [r for r in messages if r["_key"] == GARBAGE_KEY]

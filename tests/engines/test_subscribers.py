@@ -21,10 +21,9 @@ from tests.factories import BASE_TS, example_chat
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(params=["tansu", "kafka"])
-def bootstrap(request: pytest.FixtureRequest) -> str:
+@pytest.fixture
+def bootstrap(broker) -> str:
     """The bootstrap of the session's broker of each engine."""
-    broker = request.getfixturevalue("broker" if request.param == "tansu" else "kafka")
     return str(broker.bootstrap)
 
 

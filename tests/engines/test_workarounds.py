@@ -31,9 +31,9 @@ async def _send_idempotently(bootstrap: str, topic: str) -> None:
         await producer.stop()
 
 
-def test_tansu_cannot_start_an_idempotent_producer(broker, unique):
+def test_tansu_cannot_start_an_idempotent_producer(tansu, unique):
     with pytest.raises(KafkaError):  # InitProducerId answered with an unknown error
-        asyncio.run(_send_idempotently(broker.bootstrap, f"idem{unique}"))
+        asyncio.run(_send_idempotently(tansu.bootstrap, f"idem{unique}"))
 
 
 def test_the_ingest_on_kafka_acknowledges_with_an_idempotent_producer(kafka, unique, tmp_path):

@@ -34,9 +34,9 @@ PROVENANCE = ["source_partition", "source_offset"]
 
 
 @pytest.fixture
-def pipeline(engine_broker, unique, tmp_path):
+def pipeline(broker, unique, tmp_path):
     env = {
-        **broker_env(engine_broker),
+        **broker_env(broker),
         "MESSAGEHOOKS_TOPIC_PREFIX": f"ds{unique}.",
         "MESSAGEHOOKS_PARTITIONS": "3",
         "MESSAGEHOOKS_DATA_DIR": str(tmp_path / "data"),
@@ -55,7 +55,7 @@ def pipeline(engine_broker, unique, tmp_path):
         started.append(process)
         return process
 
-    settings = load_settings({**env, "MESSAGEHOOKS_KAFKA_BOOTSTRAP": engine_broker.bootstrap})
+    settings = load_settings({**env, "MESSAGEHOOKS_KAFKA_BOOTSTRAP": broker.bootstrap})
     yield ingest, start, settings
     for process in started:
         process.kill9()

@@ -36,7 +36,9 @@ from messagehooks.kafka_broker import KafkaBroker
 from messagehooks.kafka_compat import (
     EMBEDDED_FETCH_MAX_WAIT_MS,
     end_offsets,
+    faust_fixes,
     patch_changelog_highwaters,
+    patch_create_topic_waits_for_metadata,
     patch_fetch_max_wait,
     patch_fetch_only_active_partitions,
     patch_flow_control_resume,
@@ -229,8 +231,8 @@ def ids_seen(records: Records) -> set[int]:
 
 
 @pytest.fixture
-def pipeline(engine_broker: EmbeddedBroker | KafkaBroker, unique: str, tmp_path: Path) -> Iterator[Pipeline]:
-    running = Pipeline(engine_broker, unique, tmp_path)
+def pipeline(broker: EmbeddedBroker | KafkaBroker, unique: str, tmp_path: Path) -> Iterator[Pipeline]:
+    running = Pipeline(broker, unique, tmp_path)
     yield running
     for worker in running.workers:
         worker.kill()
@@ -265,7 +267,7 @@ def test_a_backlog_at_start_is_processed_exactly_once_across_a_graceful_restart(
         assert fix_state(records, fix) == ANY_BROKER[pipeline.engine], fix.__name__
 
 
-async def test_a2_a_fetch_never_returns_records_of_paused_partitions(engine_broker, unique, monkeypatch):
+async def test_a2_a_fetch_never_returns_records_of_paused_partitions(broker, unique, monkeypatch):
     """aiokafka read Faust's emptied live set of active partitions as "all": records were lost.
 
     In-process (the race window in a worker is milliseconds wide): a consumer with records
@@ -279,7 +281,7 @@ async def test_a2_a_fetch_never_returns_records_of_paused_partitions(engine_brok
     monkeypatch.setattr(AIOKafkaConsumerThread, "_fetch_records", unpatched)
     patch_fetch_only_active_partitions()
     fixed: Callable[..., Any] = AIOKafkaConsumerThread._fetch_records
-    bootstrap = engine_broker.bootstrap
+    bootstrap = broker.bootstrap
     topic = f"compat.{unique}.paused"
     await ensure_topics(bootstrap, [topic], partitions=1)
     producer = make_producer(bootstrap)
@@ -356,17 +358,17 @@ def test_d_the_worker_consumer_long_polls_briefly_on_tansu_only(pipeline):
     assert fix_state(records, patch_fetch_max_wait) == TANSU_ONLY[pipeline.engine]
 
 
-async def test_e_end_offsets_probe_the_true_end_on_tansu_only(engine_broker, unique):
+async def test_e_end_offsets_probe_the_true_end_on_tansu_only(broker, unique):
     """Tansu answers ListOffsets(LATEST) with the last batch's base offset + 1, Kafka with its end.
 
     Two batches of ten records: the true end is 20. `end_offsets`, switched by the engine as in
     the product, answers 20 on both: by a Fetch on Tansu, by aiokafka's own answer on Kafka.
     """
-    settings = product_settings(engine_broker)
+    settings = product_settings(broker)
     engine = resolve(settings).name
     topic = f"compat.{unique}.ends"
-    await ensure_topics(engine_broker.bootstrap, [topic], partitions=1)
-    producer = make_producer(engine_broker.bootstrap)
+    await ensure_topics(broker.bootstrap, [topic], partitions=1)
+    producer = make_producer(broker.bootstrap)
     await producer.start()
     try:
         for _ in range(2):
@@ -377,7 +379,7 @@ async def test_e_end_offsets_probe_the_true_end_on_tansu_only(engine_broker, uni
             await (await producer.send_batch(batch, topic, partition=0))
     finally:
         await producer.stop()
-    consumer = AIOKafkaConsumer(bootstrap_servers=engine_broker.bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
         tp = TopicPartition(topic, 0)
@@ -389,3 +391,44 @@ async def test_e_end_offsets_probe_the_true_end_on_tansu_only(engine_broker, uni
     assert listed == {tp: {"tansu": 11, "kafka": 20}[engine]}
     assert switched == {tp: 20}
     assert ("on" if tansu_fixes(settings) else "off") == TANSU_ONLY[engine]
+
+
+async def test_f_a_topic_faust_created_can_be_partitioned_at_once(broker, unique, monkeypatch):
+    """A changelog record is partitioned from the producer's metadata without waiting for it.
+
+    Faust's producer, having sent to one topic, creates another. Unpatched, its metadata update
+    asks for the first topic only: Kafka answers with that one, so partitioning a key of the new
+    topic fails as the stream worker's agent did (there Kafka's lagging metadata did it, a race);
+    Tansu answers with every topic. Fixed, the creation returns once the producer knows the new
+    topic's partitions, on either engine.
+    """
+    import faust
+    from faust.transport.drivers.aiokafka import Producer
+
+    settings = product_settings(broker)
+    engine = resolve(settings).name
+    # Restore the unpatched method after the test: the fix patches the class process-wide.
+    monkeypatch.setattr(Producer, "create_topic", Producer.create_topic)
+    app = faust.App(f"compat-{unique}", broker=f"kafka://{broker.bootstrap}", web_enabled=False)
+    sent_to, first, second = f"compat.{unique}.sent", f"compat.{unique}.new1", f"compat.{unique}.new2"
+    await ensure_topics(broker.bootstrap, [sent_to], partitions=1)
+    await app.producer.start()
+    try:
+        await app.producer.send_and_wait(sent_to, b"k", b"{}", None, None, None)
+        await app.producer.create_topic(first, 3, 1)
+        assert _partitions_known(app.producer, first) == {"tansu": True, "kafka": False}[engine]
+        patch_create_topic_waits_for_metadata()
+        await app.producer.create_topic(second, 3, 1)
+        assert _partitions_known(app.producer, second)
+    finally:
+        await app.producer.stop()
+    assert patch_create_topic_waits_for_metadata in faust_fixes(embedded=tansu_fixes(settings))  # both
+
+
+def _partitions_known(producer: Any, topic: str) -> bool:
+    """Whether Faust's producer can partition a key of `topic` now (from the metadata it has)."""
+    try:
+        producer.key_partition(topic, b"k")
+    except TypeError:  # aiokafka: list(None), no partitions known for the topic
+        return False
+    return True

@@ -44,7 +44,7 @@ VARIANTS = [("tansu", "at_least_once"), ("kafka", "at_least_once"), ("kafka", "e
 @pytest.fixture(params=VARIANTS, ids=["tansu", "kafka", "kafka-exactly_once"])
 def stack(request, unique, tmp_path):
     engine, guarantee = request.param
-    broker = request.getfixturevalue("broker" if engine == "tansu" else "kafka")
+    broker = request.getfixturevalue(engine)
     env = {
         **broker_env(broker),
         "MESSAGEHOOKS_TOPIC_PREFIX": f"st{unique}.",

@@ -59,21 +59,21 @@ def test_broker_dies_with_a_killed_parent():
         pytest.fail("the broker outlived its SIGKILLed parent")
 
 
-def test_cluster_id_is_the_one_the_broker_was_started_with(broker):
-    assert cluster_id("127.0.0.1", broker.port) == broker.cluster_id
+def test_cluster_id_is_the_one_the_broker_was_started_with(tansu):
+    assert cluster_id("127.0.0.1", tansu.port) == tansu.cluster_id
     assert cluster_id("127.0.0.1", free_port(), timeout=0.5) is None
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="names the holder from /proc (Linux only)")
-def test_start_on_a_port_another_broker_holds_names_it(broker):
-    second = EmbeddedBroker(broker.port)
+def test_start_on_a_port_another_broker_holds_names_it(tansu):
+    second = EmbeddedBroker(tansu.port)
     with pytest.raises(PortUnavailable) as raised:
         second.start()
-    assert f"port {broker.port} " in str(raised.value)
-    assert f"pid {broker.pid}: tansu" in str(raised.value)
+    assert f"port {tansu.port} " in str(raised.value)
+    assert f"pid {tansu.pid}: tansu" in str(raised.value)
     assert "MESSAGEHOOKS_BROKER_PORT" in str(raised.value)
     assert second.pid is None  # nothing left running
-    assert cluster_id("127.0.0.1", broker.port) == broker.cluster_id  # the other broker is untouched
+    assert cluster_id("127.0.0.1", tansu.port) == tansu.cluster_id  # the other broker is untouched
 
 
 def test_readiness_refuses_a_broker_of_another_cluster(broker, tmp_path, monkeypatch):

@@ -192,3 +192,29 @@ def test_each_cli_run_sends_new_ids_unless_a_seed_is_given(capsys):
     assert seeds[2:] == ["5", "5"]
     assert len(seeds) == 4
     assert seeds[0] != seeds[1]
+
+
+def test_setting_stop_ends_the_traffic_before_its_duration():
+    """Tests under faults end their traffic once the faults are over, not at a guessed duration."""
+    stop = threading.Event()
+    posted: list[bytes] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        posted.append(request.content)
+        if len(posted) == 5:
+            stop.set()
+        return httpx.Response(200)
+
+    options = SimulationOptions(chats=40, rate=200, duration=600, time_scale=0.01)
+    everything = sum(len(chat_script(options, i).messages) for i in range(options.chats))
+    summary = asyncio.run(
+        simulate(
+            options,
+            "http://sim/hooks/x",
+            out=io.StringIO(),
+            transport=httpx.MockTransport(handler),
+            stop=stop,
+        )
+    )
+    assert 5 <= summary.messages < 10 < everything  # what was in flight when it was set, no more
+    assert summary.messages == len(posted)

@@ -40,8 +40,10 @@ from ingest.records import dead_letter_record, message_records
 from ingest.validation import Parsed, parse_body
 from messagehooks.broker import EmbeddedBroker
 from messagehooks.errors import InvalidPayload
+from messagehooks.kafka_broker import KafkaBroker
 from messagehooks.settings import Hook
 from messagehooks.topics import Topics
+from tests.conftest import broker_env
 from tests.integration.kafka_read import read_topic
 from tests.integration.processes import IngestProcess
 
@@ -523,13 +525,23 @@ class CorpusRun:
     result: dict[str, Any]
 
 
+@pytest.fixture(scope="module", params=["tansu", "kafka"])
+def module_broker(request: pytest.FixtureRequest) -> EmbeddedBroker | KafkaBroker:
+    """The session's broker of each engine in turn, for this module's module-scoped ingests
+    (conftest's `broker` is per test, and a module-scoped fixture cannot ask for it)."""
+    running: EmbeddedBroker | KafkaBroker = request.getfixturevalue(request.param)
+    return running
+
+
 @pytest.fixture(scope="module")
-def corpus(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[CorpusRun]:
+def corpus(
+    module_broker: EmbeddedBroker | KafkaBroker, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[CorpusRun]:
     """One real ingest process; the whole corpus sent once; answers, figures, dead letters."""
     tmp = tmp_path_factory.mktemp("hostile")
     prefix = f"hostile{uuid.uuid4().hex[:10]}."
     env = {
-        "MESSAGEHOOKS_BROKER_PORT": str(broker.port),
+        **broker_env(module_broker),
         "MESSAGEHOOKS_TOPIC_PREFIX": prefix,
         "MESSAGEHOOKS_DATA_DIR": str(tmp),
         "MESSAGEHOOKS_HOOKS": HOOKS,
@@ -550,7 +562,7 @@ def corpus(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> 
         ready_after = httpx.get(f"{ingest.url}/readyz", timeout=5).status_code
         expected = sum(1 for c in CORPUS if c.dead_letter) + 1  # + the slow client
         dead_letters = asyncio.run(
-            read_topic(f"127.0.0.1:{broker.port}", f"{prefix}dead-letter", expect=expected, timeout=20)
+            read_topic(module_broker.bootstrap, f"{prefix}dead-letter", expect=expected, timeout=20)
         )
         result = {
             "cases": len(CORPUS) + 1,
@@ -566,10 +578,11 @@ def corpus(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> 
         RESULT.update(result)
         out = Path(os.environ.get("RELIABILITY_FIGURES", tmp))
         out.mkdir(parents=True, exist_ok=True)
-        (out / "hostile-input.json").write_text(json.dumps(result, indent=2))
+        figures = out / f"hostile-input-{broker_env(module_broker)['MESSAGEHOOKS_BROKER_ENGINE']}.json"
+        figures.write_text(json.dumps(result, indent=2))
         print(
             f"\nhostile input: peak RSS {result['vmhwm_after_mb']} MB "
-            f"(after start-up {result['vmhwm_before_mb']} MB), figures in {out / 'hostile-input.json'}"
+            f"(after start-up {result['vmhwm_before_mb']} MB), figures in {figures}"
         )
         yield CorpusRun(outcomes, slow, other, dead_letters, ready_after, result)
     finally:
@@ -641,7 +654,7 @@ def test_authenticated_bad_payloads_are_dead_lettered_with_their_reason(corpus):
 @pytest.mark.integration
 def test_a_large_message_under_the_body_limit_does_not_block_the_spool(broker, unique, tmp_path):
     env = {
-        "MESSAGEHOOKS_BROKER_PORT": str(broker.port),
+        **broker_env(broker),
         "MESSAGEHOOKS_TOPIC_PREFIX": f"big{unique}.",
         "MESSAGEHOOKS_DATA_DIR": str(tmp_path),
         "MESSAGEHOOKS_HOOKS": HOOKS,
@@ -771,11 +784,13 @@ def test_parse_body_returns_parsed_or_raises_invalid_payload(envelope, how, chan
 
 
 @pytest.fixture(scope="module")
-def served(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any]]:
+def served(
+    module_broker: EmbeddedBroker | KafkaBroker, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, Any]]:
     """A real ingest process and the OpenAPI document it serves, loaded by schemathesis."""
     tmp = tmp_path_factory.mktemp("openapi")
     env = {
-        "MESSAGEHOOKS_BROKER_PORT": str(broker.port),
+        **broker_env(module_broker),
         "MESSAGEHOOKS_TOPIC_PREFIX": f"openapi{uuid.uuid4().hex[:10]}.",
         "MESSAGEHOOKS_DATA_DIR": str(tmp),
         "MESSAGEHOOKS_HOOKS": HOOKS,

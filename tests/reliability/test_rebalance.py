@@ -14,6 +14,7 @@ import time
 import httpx
 import pytest
 
+from tests.conftest import broker_env
 from tests.factories import landbot_body, landbot_message
 from tests.integration.processes import IngestProcess, SinkProcess, WorkerProcess
 from tests.reliability.test_resume import _assert_equal_to_batch, _compare_with_batch, _rows, _wait_for
@@ -24,6 +25,8 @@ GAP = 2.0
 BURST_SPACING = 0.3  # event-time seconds between a burst's messages: far below the gap
 GROUPS = 3  # each chat talks every GROUPS rounds, ROUND seconds apart: far above the gap
 ROUND = 2.0
+JOINED = "resumed open conversations from the messages table"
+"""A worker's log line once it has partitions (and rebuilt their open chats) after a rebalance."""
 
 
 def _bursts(url: str, chats: int, rounds: int, ids: set[str], stop: threading.Event) -> None:
@@ -45,7 +48,7 @@ def _bursts(url: str, chats: int, rounds: int, ids: set[str], stop: threading.Ev
 
 def test_the_first_worker_survives_workers_joining_and_leaving_during_idle_sweeps(broker, unique, tmp_path):
     env = {
-        "MESSAGEHOOKS_BROKER_PORT": str(broker.port),
+        **broker_env(broker),
         "MESSAGEHOOKS_TOPIC_PREFIX": f"rb{unique}.",
         "MESSAGEHOOKS_PARTITIONS": "6",
         "MESSAGEHOOKS_DATA_DIR": str(tmp_path / "data"),
@@ -63,22 +66,29 @@ def test_the_first_worker_survives_workers_joining_and_leaving_during_idle_sweep
     stop = threading.Event()
     try:
         ingest.wait_ready()
-        traffic = threading.Thread(target=_bursts, args=(ingest.url, 60, 20, ids, stop), daemon=True)
+        # Bursts until the joins and leaves are over (stopped below; 100 rounds is only a bound).
+        traffic = threading.Thread(target=_bursts, args=(ingest.url, 60, 100, ids, stop), daemon=True)
         traffic.start()
         _wait_for(lambda: _rows(root, "conversations", ["conversation_id"]) != [], 60, "idle closes")
         rebalances = 0
         for name, leave in (("b", signal.SIGTERM), ("c", signal.SIGKILL), ("d", signal.SIGTERM)):
             joining = WorkerProcess(env, tmp_path / f"worker-{name}.log").start()
             processes.append(joining)
-            time.sleep(6)  # joined, and sweeping its own partitions
+            _wait_for(lambda w=joining: JOINED in w.logs(), 90, f"worker {name} to get partitions")
+            time.sleep(2)  # sweeping its own partitions (every GAP / 4)
             joining.process.send_signal(leave)
             joining.process.wait(20)
             rebalances += 2
-            time.sleep(3)
+            time.sleep(3)  # the first worker takes the partitions back (a SIGKILL: after 2 s)
             assert first.alive(), first.logs()[-3000:]
-        traffic.join(120)
+        assert traffic.is_alive(), "the bursts ended before the last leave: raise their rounds"
+        stop.wait(2 * ROUND)  # two more rounds on the first worker alone
+        stop.set()
+        traffic.join(30)
         assert not traffic.is_alive()
-        figures = _compare_with_batch(root, tmp_path, "rebalances", ids, gap=GAP)
+        figures = _compare_with_batch(
+            root, tmp_path, f"rebalances-{env['MESSAGEHOOKS_BROKER_ENGINE']}", ids, gap=GAP
+        )
         assert first.alive(), first.logs()[-3000:]
         assert "KeyError" not in first.logs()
     finally:
