@@ -150,7 +150,7 @@ SETTINGS_HELP: dict[str, str] = {
     "SINK_GROUP": "consumer group of the dataset sinks (its offsets live in the Delta log)",
     "PII_MASKING": "mask e-mails, phone and card numbers in dataset text columns",
     "RETENTION_HOURS": "age of unreferenced files that `dataset compact` vacuums",
-    "RATE_LIMIT": "requests/s each hook accepts before answering 429 (bursts of one second); 0 = no limit",
+    "RATE_LIMIT": "requests/s each hook accepts before 429 (burst: 1 s of them, at least 1); 0 = no limit",
     "REQUEST_TIMEOUT": "seconds a client may take to send its request body (408 after)",
     "WORKER_METRICS_PORT": "port of a stream worker's Prometheus /metrics (0 = none)",
     "SINK_METRICS_PORT": "port of a dataset sink's Prometheus /metrics (0 = none)",
