@@ -1,13 +1,18 @@
 """`messagehooks tail`: pretty-print a topic's records, optionally only one chat's."""
 
 import asyncio
+import contextlib
+import logging
+from collections.abc import Iterator
 from typing import TextIO
 
 import orjson
 from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaError
+from aiokafka.structs import TopicPartition
 
 from messagehooks.engines import tansu_fixes
-from messagehooks.errors import ConfigError
+from messagehooks.errors import BrokerUnavailable, ConfigError
 from messagehooks.kafka import topic_partitions
 from messagehooks.kafka_compat import end_offsets
 from messagehooks.settings import Settings
@@ -37,9 +42,8 @@ async def tail(
     """Print records until Ctrl-C, `limit` records, or `idle_timeout` seconds without one."""
     topic = resolve_topic(settings, topic_name)
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap, enable_auto_commit=False, group_id=None)
-    await consumer.start()
+    partitions = await _connect(consumer, settings, topic)
     try:
-        partitions = await topic_partitions(settings.bootstrap, topic)
         if not partitions:
             raise ConfigError(f"topic {topic!r} does not exist on {settings.bootstrap}")
         consumer.assign(partitions)
@@ -51,6 +55,33 @@ async def tail(
         return await _print_records(consumer, chat, limit, idle_timeout, out)
     finally:
         await consumer.stop()
+
+
+async def _connect(consumer: AIOKafkaConsumer, settings: Settings, topic: str) -> list[TopicPartition]:
+    """Start `consumer` and list `topic`'s partitions; an unreachable broker is one error line.
+
+    aiokafka logs each failed connection itself: quiet here, where the error says it all.
+    """
+    try:
+        with _quiet(logging.getLogger("aiokafka")):
+            await consumer.start()
+            return await topic_partitions(settings.bootstrap, topic)
+    except (KafkaError, OSError) as exc:
+        await consumer.stop()
+        raise BrokerUnavailable(
+            f"cannot reach the broker at {settings.bootstrap} ({type(exc).__name__}): start it "
+            f"(`messagehooks broker`) or set MESSAGEHOOKS_KAFKA_BOOTSTRAP to a running one"
+        ) from exc
+
+
+@contextlib.contextmanager
+def _quiet(logger: logging.Logger) -> Iterator[None]:
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 async def _print_records(
