@@ -117,8 +117,18 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                         "400": _error("Body is not UTF-8 JSON"),
                         "401": _error("Missing or wrong token"),
                         "404": _error("Unknown hook"),
+                        "408": _error(
+                            "request_timeout, header_timeout or request_deadline: the request came too "
+                            "slowly; the connection is closed"
+                        ),
                         "413": _error("Body or message count over the limit"),
                         "422": _error("No valid message (each rejected one is dead-lettered)"),
+                        "429": _error(
+                            "rate_limited: the hook's rate limit is reached; retry after Retry-After"
+                        ),
+                        "431": _error(
+                            "headers_too_large: request line and headers; the connection is closed"
+                        ),
                         "503": _error(
                             "spool_unavailable: the broker did not take the request and the spool's disk "
                             "refused it (full); nothing was accepted, retry after Retry-After"

@@ -194,7 +194,9 @@ class Ingest:
         first = parsed.rejections[0]
         content = {"error": first.reason, "detail": first.detail, **content}
         status = 202 if self.settings.reject_with_202 else first.status
-        return ORJSONResponse(content, status_code=status)
+        # A client too slow to send its body is not waited for again on this connection.
+        headers = {"Connection": "close"} if first.reason == "request_timeout" else None
+        return ORJSONResponse(content, status_code=status, headers=headers)
 
     async def healthz(self, request: Request) -> Response:
         """Liveness: the process serves HTTP."""

@@ -500,15 +500,6 @@ def _slow_client(ingest: IngestProcess) -> tuple[Outcome, int]:
     return outcome, other_status
 
 
-def _memory_kb(pid: int) -> dict[str, int]:
-    fields = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmHWM", "VmRSS"):
-            fields[key] = int(value.split()[0])
-    return fields
-
-
 RESULT: dict[str, Any] = {}
 """The corpus's figures (peak RSS, statuses), also written as JSON for docs/RELIABILITY.md."""
 
@@ -539,14 +530,12 @@ def corpus(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> 
     ingest = IngestProcess(env, tmp / "ingest.log").start()
     try:
         ingest.wait_ready()
-        assert ingest.process is not None
-        pid = ingest.process.pid
-        before = _memory_kb(pid)
+        before = ingest.memory_kb()
         started = time.monotonic()
         outcomes = {case.name: _send(ingest, case) for case in CORPUS}
         slow, other = _slow_client(ingest)
         seconds = time.monotonic() - started
-        after = _memory_kb(pid)
+        after = ingest.memory_kb()
         ready_after = httpx.get(f"{ingest.url}/readyz", timeout=5).status_code
         expected = sum(1 for c in CORPUS if c.dead_letter) + 1  # + the slow client
         dead_letters = asyncio.run(
