@@ -5,7 +5,7 @@ from typing import Any
 
 import msgspec
 
-from messagehooks.schema import LandbotMessage
+from messagehooks.schema import MAX_ID_CHARS, LandbotMessage
 from messagehooks.settings import Settings
 
 
@@ -19,9 +19,15 @@ def _message_schema() -> tuple[dict[str, Any], dict[str, Any]]:
 
 # What `ingest.validation.normalize` requires beyond the types of `LandbotMessage`, so that a
 # body valid by this document is accepted (checked by schemathesis in tests/reliability).
-_ID = {"anyOf": [{"type": "integer"}, {"type": "string", "minLength": 1}]}
+_ID = {
+    "anyOf": [
+        {"type": "integer", "minimum": -(2**63), "maximum": 2**63 - 1},
+        # Surrounding whitespace is dropped (messagehooks.identity.chat_id): a blank id is none.
+        {"type": "string", "minLength": 1, "maxLength": MAX_ID_CHARS, "pattern": r"\S"},
+    ]
+}
 _CHAT_ID = {
-    "description": "A chat id: `_raw.chat`, else `customer.id`; a null or empty one does not count",
+    "description": "A chat id: `_raw.chat`, else `customer.id`; a null, empty or blank one does not count",
     "anyOf": [
         {
             "required": ["_raw"],

@@ -253,7 +253,12 @@ CORPUS: list[Case] = [
     ),
     _reject("number:_raw.seq-beyond-int64", lambda: _with("_raw.seq", 2**64), 422, "invalid_message"),
     Case("number:_raw.seq-int64-max", lambda: _with("_raw.seq", 2**63 - 1), 200),
-    Case("number:_raw.chat-huge-int", lambda: _with("_raw.chat", 10**40), 200),
+    # Ids are bounded (docs/ingest.md): a 64-bit integer or a string of at most 128 characters.
+    _reject("number:_raw.chat-beyond-int64", lambda: _with("_raw.chat", 10**40), 422, "invalid_message"),
+    Case("number:_raw.chat-int64-max", lambda: _with("_raw.chat", 2**63 - 1), 200),
+    _reject("id:_raw.chat-100KB", lambda: _with("_raw.chat", "9" * 100_000), 422, "invalid_message"),
+    _reject("id:_raw.uuid-100KB", lambda: _with("_raw.uuid", "u" * 100_000), 422, "invalid_message"),
+    Case("id:_raw.chat-leading-space", lambda: _with("_raw.chat", " 65363911"), 200),
     # -- envelope ------------------------------------------------------------------------------
     _reject("envelope:messages-object", lambda: b'{"messages": {}}', 422, "invalid_envelope"),
     _reject("envelope:messages-string", lambda: b'{"messages": "hi"}', 422, "invalid_envelope"),
