@@ -254,9 +254,10 @@ def _run_worker(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _run_topics(settings: Settings, args: argparse.Namespace) -> int:
-    from messagehooks.kafka import ensure_project_topics
+    from messagehooks.kafka import broker_reached, ensure_project_topics
 
-    created = asyncio.run(ensure_project_topics(settings))
+    with broker_reached(settings.bootstrap):
+        created = asyncio.run(ensure_project_topics(settings))
     names = ", ".join(settings.topics.all())
     sys.stderr.write(f"topics on {settings.bootstrap}: {names} ({len(created)} created now)\n")
     return 0

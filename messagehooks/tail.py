@@ -1,19 +1,15 @@
 """`messagehooks tail`: pretty-print a topic's records, optionally only one chat's."""
 
 import asyncio
-import contextlib
-import logging
-from collections.abc import Iterator
 from typing import TextIO
 
 import orjson
 from aiokafka import AIOKafkaConsumer
-from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition
 
 from messagehooks.engines import tansu_fixes
 from messagehooks.errors import BrokerUnavailable, ConfigError
-from messagehooks.kafka import topic_partitions
+from messagehooks.kafka import broker_reached, topic_partitions
 from messagehooks.kafka_compat import end_offsets
 from messagehooks.settings import Settings
 
@@ -58,30 +54,14 @@ async def tail(
 
 
 async def _connect(consumer: AIOKafkaConsumer, settings: Settings, topic: str) -> list[TopicPartition]:
-    """Start `consumer` and list `topic`'s partitions; an unreachable broker is one error line.
-
-    aiokafka logs each failed connection itself: quiet here, where the error says it all.
-    """
+    """Start `consumer` and list `topic`'s partitions; an unreachable broker is one error line."""
     try:
-        with _quiet(logging.getLogger("aiokafka")):
+        with broker_reached(settings.bootstrap):
             await consumer.start()
             return await topic_partitions(settings.bootstrap, topic)
-    except (KafkaError, OSError) as exc:
+    except BrokerUnavailable:
         await consumer.stop()
-        raise BrokerUnavailable(
-            f"cannot reach the broker at {settings.bootstrap} ({type(exc).__name__}): start it "
-            f"(`messagehooks broker`) or set MESSAGEHOOKS_KAFKA_BOOTSTRAP to a running one"
-        ) from exc
-
-
-@contextlib.contextmanager
-def _quiet(logger: logging.Logger) -> Iterator[None]:
-    level = logger.level
-    logger.setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
+        raise
 
 
 async def _print_records(

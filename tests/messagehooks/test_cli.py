@@ -70,11 +70,12 @@ def test_tail_of_an_unknown_topic_is_a_clear_error(capsys):
     assert "unknown topic 'nope'" in capsys.readouterr().err
 
 
-def test_tail_with_no_broker_is_one_error_line_and_exit_2():
+@pytest.mark.parametrize("command", [["tail", "messages", "--max", "1"], ["topics"]], ids=["tail", "topics"])
+def test_no_broker_is_one_error_line_and_exit_2(command):
     env = {**os.environ, "MESSAGEHOOKS_BROKER_PORT": str(free_port())}  # nothing listens there
     env.pop("MESSAGEHOOKS_KAFKA_BOOTSTRAP", None)
     done = subprocess.run(
-        [sys.executable, "-m", "messagehooks", "tail", "messages", "--max", "1"],
+        [sys.executable, "-m", "messagehooks", *command],
         env=env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 2
