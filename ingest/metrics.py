@@ -51,6 +51,12 @@ class IngestMetrics:
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
             registry=self.registry,
         )
+        self.connections_cut = Counter(
+            "messagehooks_connections_cut",
+            "Connections closed by the ingest's limits before a request was whole, by reason",
+            ["reason"],
+            registry=self.registry,
+        )
         self.spool_depth = Gauge(
             "messagehooks_spool_depth",
             "Records in the on-disk spool waiting for Kafka",

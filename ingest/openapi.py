@@ -5,7 +5,7 @@ from typing import Any
 
 import msgspec
 
-from messagehooks.schema import LandbotMessage
+from messagehooks.schema import MAX_ID_CHARS, LandbotMessage
 from messagehooks.settings import Settings
 
 
@@ -19,9 +19,15 @@ def _message_schema() -> tuple[dict[str, Any], dict[str, Any]]:
 
 # What `ingest.validation.normalize` requires beyond the types of `LandbotMessage`, so that a
 # body valid by this document is accepted (checked by schemathesis in tests/reliability).
-_ID = {"anyOf": [{"type": "integer"}, {"type": "string", "minLength": 1}]}
+_ID = {
+    "anyOf": [
+        {"type": "integer", "minimum": -(2**63), "maximum": 2**63 - 1},
+        # Surrounding whitespace is dropped (messagehooks.identity.chat_id): a blank id is none.
+        {"type": "string", "minLength": 1, "maxLength": MAX_ID_CHARS, "pattern": r"\S"},
+    ]
+}
 _CHAT_ID = {
-    "description": "A chat id: `_raw.chat`, else `customer.id`; a null or empty one does not count",
+    "description": "A chat id: `_raw.chat`, else `customer.id`; a null, empty or blank one does not count",
     "anyOf": [
         {
             "required": ["_raw"],
@@ -117,8 +123,18 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                         "400": _error("Body is not UTF-8 JSON"),
                         "401": _error("Missing or wrong token"),
                         "404": _error("Unknown hook"),
+                        "408": _error(
+                            "request_timeout, header_timeout or request_deadline: the request came too "
+                            "slowly; the connection is closed"
+                        ),
                         "413": _error("Body or message count over the limit"),
                         "422": _error("No valid message (each rejected one is dead-lettered)"),
+                        "429": _error(
+                            "rate_limited: the hook's rate limit is reached; retry after Retry-After"
+                        ),
+                        "431": _error(
+                            "headers_too_large: request line and headers; the connection is closed"
+                        ),
                         "503": _error(
                             "spool_unavailable: the broker did not take the request and the spool's disk "
                             "refused it (full); nothing was accepted, retry after Retry-After"

@@ -48,7 +48,7 @@ class Ingest:
     metrics: IngestMetrics
 
     def __post_init__(self) -> None:
-        self._recent_ids: OrderedDict[str, None] = OrderedDict()
+        self._recent_ids: OrderedDict[tuple[str, str], None] = OrderedDict()  # (chat, message id)
         self._limiter = RateLimiter(self.settings.rate_limit)
 
     async def receive(self, request: Request) -> Response:
@@ -168,11 +168,12 @@ class Ingest:
     def _count(self, parsed: Parsed) -> None:
         for message in parsed.messages:
             self.metrics.count_message(message.type, message.role)
-            if message.message_id in self._recent_ids:
+            ident = (message.chat_id, message.message_id)
+            if ident in self._recent_ids:
                 self.metrics.duplicates.inc()
-                self._recent_ids.move_to_end(message.message_id)
+                self._recent_ids.move_to_end(ident)
             else:
-                self._recent_ids[message.message_id] = None
+                self._recent_ids[ident] = None
                 if len(self._recent_ids) > _RECENT_IDS:
                     self._recent_ids.popitem(last=False)
 
@@ -194,7 +195,9 @@ class Ingest:
         first = parsed.rejections[0]
         content = {"error": first.reason, "detail": first.detail, **content}
         status = 202 if self.settings.reject_with_202 else first.status
-        return ORJSONResponse(content, status_code=status)
+        # A client too slow to send its body is not waited for again on this connection.
+        headers = {"Connection": "close"} if first.reason == "request_timeout" else None
+        return ORJSONResponse(content, status_code=status, headers=headers)
 
     async def healthz(self, request: Request) -> Response:
         """Liveness: the process serves HTTP."""

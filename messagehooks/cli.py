@@ -223,15 +223,21 @@ def _run_ingest(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from ingest.app import create_app
+    from ingest.connection_guard import ConnectionLimits, guarded_protocol
     from messagehooks.logging import logging_config
 
+    app = create_app(settings)
+    limits = ConnectionLimits(settings.max_header_bytes, settings.header_timeout, settings.request_deadline)
+    cut = app.state.ingest.metrics.connections_cut
     config = uvicorn.Config(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         # Set explicitly: the asyncio/h11 fallback serves 3x fewer requests (measured on 2 cores).
         loop="uvloop",
-        http="httptools",
+        # httptools, with the header size and time limits it lacks (ingest/connection_guard.py).
+        http=guarded_protocol(limits, lambda reason: cut.labels(reason).inc()),
+        ws="none",  # no WebSocket route: an Upgrade request is served as plain HTTP
         log_config=logging_config(settings.log_level),
         timeout_graceful_shutdown=5,
         server_header=False,
@@ -248,9 +254,10 @@ def _run_worker(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _run_topics(settings: Settings, args: argparse.Namespace) -> int:
-    from messagehooks.kafka import ensure_project_topics
+    from messagehooks.kafka import broker_reached, ensure_project_topics
 
-    created = asyncio.run(ensure_project_topics(settings))
+    with broker_reached(settings.bootstrap):
+        created = asyncio.run(ensure_project_topics(settings))
     names = ", ".join(settings.topics.all())
     sys.stderr.write(f"topics on {settings.bootstrap}: {names} ({len(created)} created now)\n")
     return 0

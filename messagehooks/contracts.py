@@ -66,7 +66,9 @@ _TOPIC_DESCRIPTIONS: dict[str, str] = {
 _FIELD_NOTES: dict[str, dict[str, dict[str, Any]]] = {
     "Message": {
         "raw": {"description": "The original Landbot message exactly as received: arbitrary JSON."},
-        "message_id": {"description": "Stable id: a Landbot retry keeps it (deduplicate by it)."},
+        "message_id": {
+            "description": "Id within its chat, kept by a retry: deduplicate by chat_id and message_id."
+        },
         "timestamp": {"description": "Event time (Landbot's, seconds since the epoch)."},
         "received_at": {"description": "When the ingest accepted the request (seconds since the epoch)."},
     },

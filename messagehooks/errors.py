@@ -7,7 +7,7 @@ MessageHooksError
 ├── UnknownHook          404: no hook of that name
 ├── InvalidPayload       400/408/413/422 + a dead-letter record: authenticated but unusable
 ├── RateLimited          429: the hook's rate limit is reached (nothing stored)
-├── BrokerUnavailable    Kafka did not acknowledge in time (the ingest spools instead)
+├── BrokerUnavailable    Kafka did not answer: the ingest spools, a command exits 2
 └── SpoolUnavailable     503: Kafka is away and the spool cannot store the request (disk full)
 """
 
@@ -59,7 +59,7 @@ class RateLimited(MessageHooksError):
 
 
 class BrokerUnavailable(MessageHooksError):
-    """Kafka did not acknowledge a produce request before the deadline."""
+    """Kafka did not answer: no ack before the produce deadline, or no broker to reach at all."""
 
 
 class SpoolUnavailable(MessageHooksError):

@@ -11,13 +11,16 @@ from messagehooks.schema import Id, LandbotMessage
 def chat_id(message: LandbotMessage) -> str | None:
     """`_raw.chat`, else `customer.id` (they differ in real traffic), as a string.
 
-    A null or empty one does not count: "" would merge every such customer into one chat.
+    Surrounding whitespace is dropped: `" 9500302"` is chat `9500302`, as the number 9500302 is
+    (a space carries no meaning in an id, and two spellings would split one chat's turns). A
+    null, empty or blank one does not count: "" would merge every such customer into one chat.
     """
     candidates = (
         message.raw.chat if message.raw is not None else None,
         message.customer.id if message.customer is not None else None,
     )
-    return next((_id_text(value) for value in candidates if value is not None and value != ""), None)
+    texts = (_id_text(value).strip() for value in candidates if value is not None)
+    return next((text for text in texts if text), None)
 
 
 def message_id(
@@ -28,7 +31,11 @@ def message_id(
     payload: str | None,
     original: bytes,
 ) -> str:
-    """The message's id: `_raw.uuid`, else a hash of what the message says.
+    """The message's id: `_raw.uuid` (a blank one counts as none), else a hash of what it says.
+
+    Landbot documents the uuid as the id "of this specific message" and sends random (version 4)
+    UUIDs, so it is unique across chats; still, the dataset and the stream know a message by
+    (chat id, message id): a uuid seen in two chats is two messages, never one (docs/ingest.md).
 
     The hash covers (chat, timestamp, sender type, sender id, type, body, payload) and the whole
     message as canonical JSON (sorted keys, no spaces), so a retried POST of the same message gets
@@ -36,7 +43,7 @@ def message_id(
     differ in any value never share one. A `sentry-trace` header is not used: it
     names a request (and its span), not a message, and one trace was seen on different messages.
     """
-    if message.raw is not None and message.raw.uuid:
+    if message.raw is not None and message.raw.uuid and not message.raw.uuid.isspace():
         return message.raw.uuid
     sender = message.sender
     key = orjson.dumps(

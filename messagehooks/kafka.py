@@ -6,8 +6,9 @@ with an unknown error, so the producer could not start there).
 """
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from aiokafka import AIOKafkaClient, AIOKafkaProducer, TopicPartition
@@ -18,6 +19,7 @@ from confluent_kafka import KafkaException, TopicCollection
 from confluent_kafka.admin import AdminClient
 
 from messagehooks.engines import tansu_fixes
+from messagehooks.errors import BrokerUnavailable
 from messagehooks.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -72,6 +74,26 @@ async def ensure_topics(
         return missing
     finally:
         await admin.close()
+
+
+@contextlib.contextmanager
+def broker_reached(bootstrap: str) -> Iterator[None]:
+    """For a command: a broker it cannot reach is one `BrokerUnavailable` line, not a traceback.
+
+    aiokafka logs each failed connection itself; quiet meanwhile, as the error says it all.
+    """
+    logger = logging.getLogger("aiokafka")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    except (KafkaError, OSError) as exc:
+        raise BrokerUnavailable(
+            f"cannot reach the broker at {bootstrap} ({type(exc).__name__}): start it "
+            "(`messagehooks broker`) or set MESSAGEHOOKS_KAFKA_BOOTSTRAP to a running one"
+        ) from exc
+    finally:
+        logger.setLevel(level)
 
 
 async def ensure_project_topics(settings: Settings) -> list[str]:

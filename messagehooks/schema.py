@@ -16,12 +16,18 @@ Role = Literal["customer", "bot", "agent", "sys", "unknown"]
 
 TURN_ROLES: frozenset[str] = frozenset({"customer", "bot", "agent"})
 
-# Scalars Landbot sends as ids: usually ints, sometimes strings (UUIDs, phone numbers).
-Id = int | str
-
 # `seq` is an int64 column of the dataset (messagehooks/store.py): a larger one would fail every
 # commit of the sink, so the payload's schema (and the OpenAPI document) bound it.
 Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+
+MAX_ID_CHARS = 128
+"""Longest id string accepted: ids key partitions, per-chat state and every row of a chat."""
+
+IdText = Annotated[str, msgspec.Meta(max_length=MAX_ID_CHARS)]
+
+# Scalars Landbot sends as ids: usually ints, sometimes strings (UUIDs, phone numbers). Bounded,
+# so that a 100 KB chat id or uuid is refused (422 naming the field) instead of carried along.
+Id = Int64 | IdText
 
 # Event times are Unix seconds; outside 1970..9999 they have no UTC date to partition by.
 UnixSeconds = Annotated[float, msgspec.Meta(ge=0, le=253_402_300_799, description="Unix seconds")]
@@ -54,7 +60,7 @@ class LandbotRaw(msgspec.Struct, kw_only=True):
     """`_raw`: Landbot's internal copy of the message."""
 
     chat: Id | None = None
-    uuid: str | None = None
+    uuid: IdText | None = None
     seq: Int64 | None = None
     author_type: str | None = None
     action: str | None = None

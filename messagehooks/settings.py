@@ -79,6 +79,9 @@ class Settings:
     retention_hours: float = 168.0
     rate_limit: float = 0.0
     request_timeout: float = 10.0
+    max_header_bytes: int = 32_768
+    header_timeout: float = 10.0
+    request_deadline: float = 30.0
     worker_metrics_port: int = 9101
     sink_metrics_port: int = 9102
     ready_needs_sink: bool = False
@@ -153,8 +156,11 @@ SETTINGS_HELP: dict[str, str] = {
     "SINK_GROUP": "consumer group of the dataset sinks (its offsets live in the Delta log)",
     "PII_MASKING": "mask e-mails, phone and card numbers in dataset text columns",
     "RETENTION_HOURS": "age of unreferenced files that `dataset compact` vacuums",
-    "RATE_LIMIT": "requests/s each hook accepts before answering 429 (bursts of one second); 0 = no limit",
-    "REQUEST_TIMEOUT": "seconds a client may take to send its request body (408 after)",
+    "RATE_LIMIT": "requests/s each hook accepts before 429 (burst: 1 s of them, at least 1); 0 = no limit",
+    "REQUEST_TIMEOUT": "seconds a client may take to send its request body (408, closed)",
+    "MAX_HEADER_BYTES": "largest request line + headers accepted (431 and the connection closed above)",
+    "HEADER_TIMEOUT": "seconds a client may take to send its request line and headers (408, closed)",
+    "REQUEST_DEADLINE": "seconds from a request's first byte to the end of its answer (408, closed)",
     "WORKER_METRICS_PORT": "port of a stream worker's Prometheus /metrics (0 = none)",
     "SINK_METRICS_PORT": "port of a dataset sink's Prometheus /metrics (0 = none)",
     "READY_NEEDS_SINK": "the ingest's /readyz also answers 503 while the sink's Delta commits fail "
@@ -212,6 +218,13 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
             retention_hours=config("RETENTION_HOURS", cast=float, default=168.0),
             rate_limit=config("RATE_LIMIT", cast=float, default=0.0),
             request_timeout=config("REQUEST_TIMEOUT", cast=float, default=10.0),
+            max_header_bytes=_positive(
+                config("MAX_HEADER_BYTES", cast=int, default=32_768), "MAX_HEADER_BYTES"
+            ),
+            header_timeout=_seconds(config("HEADER_TIMEOUT", cast=float, default=10.0), "HEADER_TIMEOUT"),
+            request_deadline=_seconds(
+                config("REQUEST_DEADLINE", cast=float, default=30.0), "REQUEST_DEADLINE"
+            ),
             worker_metrics_port=config("WORKER_METRICS_PORT", cast=int, default=defaults.worker_metrics_port),
             sink_metrics_port=config("SINK_METRICS_PORT", cast=int, default=defaults.sink_metrics_port),
             ready_needs_sink=config("READY_NEEDS_SINK", cast=bool, default=False),
@@ -228,6 +241,12 @@ def _optional_path(value: str) -> Path | None:
 def _positive(value: int, name: str) -> int:
     if value < 1:
         raise ConfigError(f"{ENV_PREFIX}{name} must be at least 1, got {value}")
+    return value
+
+
+def _seconds(value: float, name: str) -> float:
+    if not value > 0:
+        raise ConfigError(f"{ENV_PREFIX}{name} must be a number of seconds above 0, got {value}")
     return value
 
 

@@ -177,10 +177,18 @@ class TableSpec:
     schema: pa.Schema
     key: str
     time_column: str
+    scope: str | None = None
+    """The column the key is unique within (None: the whole table)."""
+
+    @property
+    def id_columns(self) -> tuple[str, ...]:
+        """The columns that identify a row: (scope, key), or (key,)."""
+        return (self.key,) if self.scope is None else (self.scope, self.key)
 
 
 SPECS: Mapping[TableName, TableSpec] = {
-    "messages": TableSpec("messages", MESSAGES_SCHEMA, "message_id", "timestamp"),
+    # A message id is unique within its chat: a uuid seen in two chats is two messages.
+    "messages": TableSpec("messages", MESSAGES_SCHEMA, "message_id", "timestamp", scope="chat_id"),
     "turn_pairs": TableSpec("turn_pairs", TURN_PAIRS_SCHEMA, "pair_id", "prompt_ts"),
     "conversations": TableSpec("conversations", CONVERSATIONS_SCHEMA, "conversation_id", "start_ts"),
     "dead_letters": TableSpec("dead_letters", DEAD_LETTERS_SCHEMA, "dead_letter_id", "received_at"),
@@ -362,7 +370,8 @@ def schema_markdown() -> str:
         lines += [
             f"### `{name}`",
             "",
-            f"Key `{table.key}`, partitioned by `{PARTITION_COLUMN}` (of `{table.time_column}`).",
+            f"Key `{', '.join(table.id_columns)}`, partitioned by `{PARTITION_COLUMN}` "
+            f"(of `{table.time_column}`).",
             "",
         ]
         lines += ["| column | type | null | note |", "|---|---|---|---|"]

@@ -5,10 +5,11 @@ from typing import TextIO
 
 import orjson
 from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import TopicPartition
 
 from messagehooks.engines import tansu_fixes
-from messagehooks.errors import ConfigError
-from messagehooks.kafka import topic_partitions
+from messagehooks.errors import BrokerUnavailable, ConfigError
+from messagehooks.kafka import broker_reached, topic_partitions
 from messagehooks.kafka_compat import end_offsets
 from messagehooks.settings import Settings
 
@@ -37,9 +38,8 @@ async def tail(
     """Print records until Ctrl-C, `limit` records, or `idle_timeout` seconds without one."""
     topic = resolve_topic(settings, topic_name)
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap, enable_auto_commit=False, group_id=None)
-    await consumer.start()
+    partitions = await _connect(consumer, settings, topic)
     try:
-        partitions = await topic_partitions(settings.bootstrap, topic)
         if not partitions:
             raise ConfigError(f"topic {topic!r} does not exist on {settings.bootstrap}")
         consumer.assign(partitions)
@@ -51,6 +51,17 @@ async def tail(
         return await _print_records(consumer, chat, limit, idle_timeout, out)
     finally:
         await consumer.stop()
+
+
+async def _connect(consumer: AIOKafkaConsumer, settings: Settings, topic: str) -> list[TopicPartition]:
+    """Start `consumer` and list `topic`'s partitions; an unreachable broker is one error line."""
+    try:
+        with broker_reached(settings.bootstrap):
+            await consumer.start()
+            return await topic_partitions(settings.bootstrap, topic)
+    except BrokerUnavailable:
+        await consumer.stop()
+        raise
 
 
 async def _print_records(

@@ -76,18 +76,24 @@ def messages_from_delivery(value: bytes, settings: Settings, *, line: int) -> tu
     return parsed.messages, len(parsed.rejections)
 
 
-def late_ids(arrivals: Iterable[Message], allowed_lateness: float) -> set[str]:
-    """Ids of the messages the stream flags late, given the order they arrived in."""
+def identity(message: Message) -> tuple[str, str]:
+    """What makes a message unique, in the stream and in the tables: (chat id, message id)."""
+    return message.chat_id, message.message_id
+
+
+def late_ids(arrivals: Iterable[Message], allowed_lateness: float) -> set[tuple[str, str]]:
+    """Identities of the messages the stream flags late, given the order they arrived in."""
     newest: dict[str, float] = {}
-    late: set[str] = set()
-    seen: set[str] = set()
+    late: set[tuple[str, str]] = set()
+    seen: set[tuple[str, str]] = set()
     for message in arrivals:
-        if message.message_id in seen:
+        ident = identity(message)
+        if ident in seen:
             continue  # a repeat: the stream judged the first delivery only
-        seen.add(message.message_id)
+        seen.add(ident)
         ts = float(message.timestamp)
         if is_late(ts, newest.get(message.chat_id), allowed_lateness):
-            late.add(message.message_id)
+            late.add(ident)
         elif ts > newest.get(message.chat_id, float("-inf")):
             newest[message.chat_id] = ts
     return late
@@ -121,13 +127,13 @@ def backfill(
         if result.records % PROGRESS_EVERY == 0:
             out.write(f"backfill: read {result.records} records, {len(arrivals)} messages\n")
     late = late_ids(arrivals, settings.allowed_lateness)
-    unique: dict[str, Message] = {}
+    unique: dict[tuple[str, str], Message] = {}
     for message in arrivals:
-        unique.setdefault(message.message_id, message)
+        unique.setdefault(identity(message), message)
     result.duplicates = len(arrivals) - len(unique)
     result.messages = len(unique)
     result.late = len(late)
-    on_time = [m for m in unique.values() if m.message_id not in late]
+    on_time = [m for ident, m in unique.items() if ident not in late]
     pairs, conversations = build_dataset(
         on_time, conversation_gap=settings.conversation_gap, context_turns=settings.context_turns
     )
@@ -139,8 +145,8 @@ def backfill(
     mask = masker(settings.pii_masking)
     rows: dict[str, list[dict[str, Any]]] = {
         "messages": [
-            message_row(m, late=m.message_id in late, partition=None, offset=None, mask=mask)
-            for m in unique.values()
+            message_row(m, late=ident in late, partition=None, offset=None, mask=mask)
+            for ident, m in unique.items()
         ],
         "turn_pairs": [pair_row(p, mask) for p in pairs],
         "conversations": [conversation_row(c, mask) for c in conversations],

@@ -10,7 +10,9 @@ redelivered message or a pair re-emitted after a worker crash is written once.
 """
 
 import asyncio
+import functools
 import logging
+import operator
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -78,6 +80,18 @@ class SinkStats:
     commit_seconds: float = 0.0
 
 
+Ident = tuple[str, ...]
+"""A row's values of its table's id columns (`TableSpec.id_columns`): (chat, message id), (pair id)."""
+
+
+def joined(ident: Ident) -> str:
+    """One string per identity, never the same for two: the chat's length prefixes a pair."""
+    if len(ident) == 1:
+        return ident[0]
+    scope, key = ident
+    return f"{len(scope)}:{scope}{key}"
+
+
 class KeyIndex:
     """The ids a table holds, per date partition, loaded from the table when first needed.
 
@@ -86,6 +100,7 @@ class KeyIndex:
     timestamp (the same `_raw.uuid` may come again with another one), so for `messages` the
     index also keeps digests of every id in the table and confirms a hit on another date. For
     `messages` it keeps each chat's newest event time too, from which a straggler is flagged `late`.
+    A message is known by (chat id, message id), as in the stream (`TableSpec.scope`).
     """
 
     def __init__(self, root: str, spec: TableSpec, *, watermarks: bool = False) -> None:
@@ -105,16 +120,20 @@ class KeyIndex:
         self._table_dates = None
         self._digests = None
 
-    def seen(self, day: date, key: str) -> bool:
-        """Whether `key` is in the table or pending in this sink (on any date, for messages)."""
+    def seen(self, day: date, ident: Ident) -> bool:
+        """Whether `ident` is in the table or pending in this sink (on any date, for messages)."""
         self._ensure(day)
+        key = joined(ident)
         if key in self._keys[day]:
             return True
-        return self._across_dates and self._ensure_digests().maybe_seen(key) and self._on_other_date(key)
+        return (
+            self._across_dates and self._ensure_digests().maybe_seen(key) and self._on_other_date(key, ident)
+        )
 
-    def add(self, day: date, key: str, chat: str | None = None, ts: float | None = None) -> None:
+    def add(self, day: date, ident: Ident, chat: str | None = None, ts: float | None = None) -> None:
         """Record a row as pending (the caller commits it or clears the index)."""
         self._ensure(day)
+        key = joined(ident)
         self._keys[day].add(key)
         if self._across_dates:
             self._ensure_digests().add(key)
@@ -159,18 +178,25 @@ class KeyIndex:
             keys: list[str] = []
             if store.exists(self._root, self._spec.name):
                 dataset = store.open_table(self._root, self._spec.name).to_pyarrow_dataset()
-                keys = dataset.to_table(columns=[self._spec.key]).column(self._spec.key).to_pylist()
+                keys = self._joined_keys(dataset.to_table(columns=list(self._spec.id_columns)))
             self._digests = IdDigests(keys)
         return self._digests
 
-    def _on_other_date(self, key: str) -> bool:
+    def _on_other_date(self, key: str, ident: Ident) -> bool:
         """Confirm a digest hit: `key` pending or cached on some date, else present in the table."""
         if any(key in keys for keys in self._keys.values()):
             return True
         if not store.exists(self._root, self._spec.name):
             return False
         dataset = store.open_table(self._root, self._spec.name).to_pyarrow_dataset()
-        return int(dataset.count_rows(filter=ds.field(self._spec.key) == key)) > 0
+        conditions = [
+            ds.field(column) == value for column, value in zip(self._spec.id_columns, ident, strict=True)
+        ]
+        return int(dataset.count_rows(filter=functools.reduce(operator.and_, conditions))) > 0
+
+    def _joined_keys(self, loaded: pa.Table) -> list[str]:
+        columns = [loaded.column(c).to_pylist() for c in self._spec.id_columns]
+        return [joined(ident) for ident in zip(*columns, strict=True)]
 
     def _ensure(self, day: date) -> None:
         if day in self._keys:
@@ -178,12 +204,12 @@ class KeyIndex:
         keys: set[str] = set()
         newest: dict[str, float] = {}
         if store.exists(self._root, self._spec.name):
-            columns = [self._spec.key]
+            columns = list(self._spec.id_columns)
             if self._watermarks:
-                columns += ["chat_id", self._spec.time_column]
+                columns += [c for c in ("chat_id", self._spec.time_column) if c not in columns]
             dataset = store.open_table(self._root, self._spec.name).to_pyarrow_dataset()
             loaded = dataset.to_table(columns=columns, filter=ds.field(PARTITION_COLUMN) == day)
-            keys.update(loaded.column(self._spec.key).to_pylist())
+            keys.update(self._joined_keys(loaded))
             if self._watermarks:
                 times = loaded.column(self._spec.time_column).to_pylist()
                 for chat, ts in zip(loaded.column("chat_id").to_pylist(), times, strict=True):
@@ -431,13 +457,14 @@ class DatasetSink:
         if name == "messages":
             message = decode_message(value)
             day = store.event_date(message.timestamp)
-            if index.seen(day, message.message_id):
+            ident = (message.chat_id, message.message_id)
+            if index.seen(day, ident):
                 self.stats.duplicates += 1
                 return None
             newest = index.newest(message.chat_id, day)
             late = is_late(message.timestamp, newest, self.settings.allowed_lateness)
             self.stats.late += late
-            index.add(day, message.message_id, message.chat_id, float(message.timestamp))
+            index.add(day, ident, message.chat_id, float(message.timestamp))
             return message_row(
                 message, late=late, partition=record.partition, offset=record.offset, mask=self._mask
             )
@@ -455,12 +482,12 @@ class DatasetSink:
                 mask=self._mask,
                 incarnation=self._incarnations.get(record.topic),
             )
-        key = row[index_key(name)]
+        ident = tuple(row[column] for column in store.SPECS[name].id_columns)
         day = row[PARTITION_COLUMN]
-        if index.seen(day, key):
+        if index.seen(day, ident):
             self.stats.duplicates += 1
             return None
-        index.add(day, key)
+        index.add(day, ident)
         return row
 
     async def flush(self, *, force: bool) -> None:
@@ -739,11 +766,6 @@ class DatasetSink:
 def _describe(exc: BaseException) -> str:
     """One line naming an error: its type and message."""
     return f"{type(exc).__name__}: {str(exc)[:300]}"
-
-
-def index_key(table: TableName) -> str:
-    """The id column of `table`."""
-    return store.SPECS[table].key
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships no type hints

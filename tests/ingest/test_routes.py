@@ -170,6 +170,14 @@ def test_a_retry_is_counted_as_a_duplicate_with_the_same_id(client):
     assert "messagehooks_duplicates_seen_total 1.0" in client.get("/metrics").text
 
 
+def test_the_same_uuid_in_two_chats_is_no_duplicate(client):
+    body = json.loads(BUTTON_BODY)
+    for chat in (1, 2, 2):
+        body["messages"][0]["_raw"].update(chat=chat, uuid="u")
+        assert client.post("/hooks/docs", content=json.dumps(body), headers=AUTH).status_code == 200
+    assert "messagehooks_duplicates_seen_total 1.0" in client.get("/metrics").text  # chat 2's retry only
+
+
 def test_one_trace_on_different_messages_gives_different_ids(client):
     # Found by an adversarial run: five bodies, one trace id, five span ids -> one row (4 lost).
     ids = set()

@@ -213,3 +213,50 @@ def test_deep_nesting_is_a_400_not_a_crash():
     with pytest.raises(InvalidPayload, match="recursion depth") as info:
         _parse(body)
     assert (info.value.reason, info.value.status) == ("malformed_json", 400)
+
+
+@pytest.mark.parametrize(
+    ("where", "value", "field"),
+    [
+        ("_raw", {"chat": "9" * 100_000}, "$._raw.chat"),  # the issue's 100 KB chat id
+        ("_raw", {"chat": 42, "uuid": "u" * 100_000}, "$._raw.uuid"),  # and 100 KB uuid
+        ("_raw", {"chat": 10**40}, "$._raw.chat"),  # more digits than a 64-bit id
+        ("customer", {"id": "c" * 129}, "$.customer.id"),
+    ],
+)
+def test_an_id_over_the_bound_is_rejected_naming_the_field(where, value, field):
+    message = {**_msg("text", "customer", {"body": "hi"}), where: value}
+    parsed = _parse(json.dumps({"messages": [message]}).encode())
+    (rejection,) = parsed.rejections
+    assert (rejection.reason, rejection.field, rejection.status) == ("invalid_message", field, 422)
+    assert "128" in rejection.detail or "9223372036854775807" in rejection.detail
+    assert len(rejection.detail) < 200  # names the bound, does not echo the id
+
+
+def test_ids_at_the_bound_are_accepted():
+    message = _msg("text", "customer", {"body": "hi"}, _raw={"chat": "c" * 128, "uuid": "u" * 128})
+    accepted = _one(message)
+    assert (accepted.chat_id, accepted.message_id) == ("c" * 128, "u" * 128)
+
+
+@pytest.mark.parametrize("spelling", [" 9500302", "9500302 ", "\t9500302\n", 9500302])
+def test_a_chat_id_with_surrounding_whitespace_is_the_same_chat(spelling):
+    message = _one(_msg("text", "customer", {"body": "hi"}, _raw={"chat": spelling}))
+    assert message.chat_id == "9500302"
+
+
+def test_a_blank_chat_id_does_not_count():
+    message = _msg("text", "customer", {"body": "hi"}, _raw={"chat": "   "})
+    assert _one(message).chat_id == "4242"  # customer.id, the fallback
+    del message["customer"]
+    (rejection,) = _parse(json.dumps({"messages": [message]}).encode()).rejections
+    assert rejection.reason == "missing_chat"
+
+
+def test_the_same_uuid_in_two_chats_is_two_messages_with_that_id():
+    """Landbot's uuid names one message; the pipeline knows it by (chat id, uuid) (docs/ingest.md)."""
+    messages = [
+        _msg("text", "customer", {"body": "hi"}, _raw={"chat": chat, "uuid": "u-1"}) for chat in (1, 2)
+    ]
+    parsed = _parse(json.dumps({"messages": messages}).encode())
+    assert [(m.chat_id, m.message_id) for m in parsed.messages] == [("1", "u-1"), ("2", "u-1")]

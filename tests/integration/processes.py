@@ -59,6 +59,16 @@ class ChildProcess:
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def memory_kb(self) -> dict[str, int]:
+        """The process's resident memory now (VmRSS) and at its peak so far (VmHWM), in kB."""
+        assert self.process is not None
+        fields = {}
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in ("VmHWM", "VmRSS"):
+                fields[key] = int(value.split()[0])
+        return fields
+
 
 class WorkerProcess(ChildProcess):
     """A stream worker (Faust)."""

@@ -92,8 +92,8 @@ def _wait_rows(settings, table: str, count: int, timeout: float = 60.0) -> list[
     return rows
 
 
-def _by(rows: list[dict], key: str, drop: tuple[str, ...] = ()) -> dict[str, dict]:
-    return {r[key]: {k: v for k, v in r.items() if k not in drop} for r in rows}
+def _by(rows: list[dict], key: tuple[str, ...], drop: tuple[str, ...] = ()) -> dict[tuple, dict]:
+    return {tuple(r[k] for k in key): {k: v for k, v in r.items() if k not in drop} for r in rows}
 
 
 def _expected_pairs(messages: list[Message]) -> tuple[dict, dict]:
@@ -116,6 +116,20 @@ def test_post_to_every_table_and_backfill_equals_the_stream(pipeline, tmp_path):
             uuid="pii-1",
         )
     )
+    # A uuid names one message, yet the same one in two chats is two messages; a chat id with
+    # surrounding spaces is the same chat as without them (docs/ingest.md, "Id").
+    for chat in (990_003, 990_004):
+        messages.append(
+            landbot_message(chat=chat, ts=messages[0]["timestamp"], body="same uuid", uuid="shared")
+        )
+    messages.append(
+        landbot_message(chat=" 990005", ts=messages[0]["timestamp"], body="question", uuid="sp-1")
+    )
+    messages.append(
+        landbot_message(
+            chat=990_005, ts=messages[0]["timestamp"] + 1, sender_type="bot", body="answer", uuid="sp-2"
+        )
+    )
     bodies = deliveries(messages, seed=7)
     _post_all(ingest, bodies)
     # Authenticated but invalid: a dead letter, and the valid message beside it is kept.
@@ -126,7 +140,7 @@ def test_post_to_every_table_and_backfill_equals_the_stream(pipeline, tmp_path):
     with httpx.Client(base_url=ingest.url, timeout=10) as client:
         assert client.post("/hooks/default", json=bad).status_code == 200
 
-    unique_ids = {m["_raw"]["uuid"] for m in messages} | {"v-1"}
+    unique_ids = {(str(m["_raw"]["chat"]).strip(), m["_raw"]["uuid"]) for m in messages} | {("990002", "v-1")}
     published = _published(settings, len(bodies) + 1)
     pairs, conversations = _expected_pairs(published)
 
@@ -135,7 +149,10 @@ def test_post_to_every_table_and_backfill_equals_the_stream(pipeline, tmp_path):
     got_conversations = _wait_rows(settings, "conversations", len(conversations))
     got_dead = _wait_rows(settings, "dead_letters", 1)
 
-    assert sorted(r["message_id"] for r in got_messages) == sorted(unique_ids)
+    assert sorted((r["chat_id"], r["message_id"]) for r in got_messages) == sorted(unique_ids)
+    assert sorted(r["chat_id"] for r in got_messages if r["message_id"] == "shared") == ["990003", "990004"]
+    spaced = next(p for p in got_pairs if p["chat_id"] == "990005")
+    assert (spaced["prompt_text"], spaced["response_text"]) == ("question", "answer")
     assert not any(r["late"] for r in got_messages)
     assert sorted(r["pair_id"] for r in got_pairs) == sorted(pairs)
     assert sorted(r["conversation_id"] for r in got_conversations) == sorted(conversations)
@@ -171,13 +188,9 @@ def test_post_to_every_table_and_backfill_equals_the_stream(pipeline, tmp_path):
     result = backfill(rebuilt, from_topic=settings.topics.raw, out=out)
     assert "backfill: done" in out.getvalue()
     assert result.messages == len(unique_ids)
-    for table, key in [
-        ("messages", "message_id"),
-        ("turn_pairs", "pair_id"),
-        ("conversations", "conversation_id"),
-    ]:
-        streamed = _by(_rows(settings, table), key, drop=tuple(PROVENANCE))
-        batch = _by(_rows(rebuilt, table), key, drop=tuple(PROVENANCE))
+    for table in ("messages", "turn_pairs", "conversations"):
+        streamed = _by(_rows(settings, table), store.spec(table).id_columns, drop=tuple(PROVENANCE))
+        batch = _by(_rows(rebuilt, table), store.spec(table).id_columns, drop=tuple(PROVENANCE))
         assert batch == streamed, table
 
 

@@ -70,6 +70,22 @@ def test_tail_of_an_unknown_topic_is_a_clear_error(capsys):
     assert "unknown topic 'nope'" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("command", [["tail", "messages", "--max", "1"], ["topics"]], ids=["tail", "topics"])
+def test_no_broker_is_one_error_line_and_exit_2(command):
+    env = {**os.environ, "MESSAGEHOOKS_BROKER_PORT": str(free_port())}  # nothing listens there
+    env.pop("MESSAGEHOOKS_KAFKA_BOOTSTRAP", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "messagehooks", *command],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stdout == ""
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("messagehooks: error: cannot reach the broker at 127.0.0.1:")
+    assert "Traceback" not in done.stderr
+
+
 @pytest.mark.integration
 def _dataset_stats(data_dir: Path) -> dict:
     out = subprocess.run(

@@ -1,6 +1,7 @@
 import json
 
 import msgspec
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -32,9 +33,17 @@ def test_uuid_wins_then_a_hash_of_the_message():
     assert message_id(_landbot(_raw={"chat": 1}), **kwargs).startswith("hash-")
 
 
-def test_empty_uuid_is_not_an_id():
-    empty = _landbot(_raw={"chat": 1, "uuid": ""})
+@pytest.mark.parametrize("uuid", ["", "   ", "\t"])
+def test_empty_or_blank_uuid_is_not_an_id(uuid):
+    empty = _landbot(_raw={"chat": 1, "uuid": uuid})
     assert message_id(empty, chat="1", body=None, payload=None, original=b"{}").startswith("hash-")
+
+
+def test_a_chat_id_loses_its_surrounding_whitespace_only():
+    assert chat_id(_landbot(_raw={"chat": " 9500302"})) == "9500302"
+    assert chat_id(_landbot(_raw={"chat": "\u00a09500302 "})) == "9500302"  # a no-break space too
+    assert chat_id(_landbot(_raw={"chat": "95 00302"})) == "95 00302"  # inside: kept
+    assert chat_id(_landbot(_raw={"chat": " "}, customer={"id": 7})) == "7"  # blank: none
 
 
 @given(

@@ -344,18 +344,18 @@ def test_no_pii_reaches_the_delta_tables(tmp_path):
 # --- late_ids (hypothesis) ---------------------------------------------------------------------
 
 
-def _late_oracle(arrivals: list[Message], allowed_lateness: float) -> set[str]:
+def _late_oracle(arrivals: list[Message], allowed_lateness: float) -> set[tuple[str, str]]:
     """Plainly: a first arrival is late iff an earlier first arrival of its chat is newer by > L."""
     late = set()
     first_arrivals: list[Message] = []
     seen = set()
     for m in arrivals:
-        if m.message_id in seen:
+        if (m.chat_id, m.message_id) in seen:
             continue
-        seen.add(m.message_id)
+        seen.add((m.chat_id, m.message_id))
         earlier = [e.timestamp for e in first_arrivals if e.chat_id == m.chat_id]
         if earlier and max(earlier) - m.timestamp > allowed_lateness:
-            late.add(m.message_id)
+            late.add((m.chat_id, m.message_id))
         first_arrivals.append(m)
     return late
 
@@ -363,10 +363,12 @@ def _late_oracle(arrivals: list[Message], allowed_lateness: float) -> set[str]:
 @st.composite
 def _arrivals(draw: st.DrawFn) -> list[Message]:
     chats = draw(st.lists(st.sampled_from(["a", "b", "c"]), min_size=1, max_size=30))
+    # Ids repeat across chats (i // 3): a message is known by (chat, id), never by its id alone.
     messages = [
-        message(chat=chat, ts=BASE_TS + draw(st.integers(0, 60)), message_id=f"{chat}-{i}")
+        message(chat=chat, ts=BASE_TS + draw(st.integers(0, 60)), message_id=f"m-{i // 3}")
         for i, chat in enumerate(chats)
     ]
+    messages = list({(m.chat_id, m.message_id): m for m in messages}.values())
     repeats = draw(st.lists(st.sampled_from(messages), max_size=10))
     return draw(st.permutations(messages + repeats))
 
@@ -387,7 +389,7 @@ def test_a_repeat_is_judged_by_its_first_arrival_only(timestamps, allowed_latene
     oldest = min(messages, key=lambda m: m.timestamp)
     # the oldest arrives first (never late), then everything, then the oldest again: still not late
     arrivals = [oldest, *messages, oldest]
-    assert oldest.message_id not in late_ids(arrivals, float(allowed_lateness))
+    assert ("r", oldest.message_id) not in late_ids(arrivals, float(allowed_lateness))
     # in time order nothing is late
     assert late_ids(sorted(messages, key=lambda m: m.timestamp), float(allowed_lateness)) == set()
 
@@ -399,7 +401,7 @@ def test_late_ids_known_example():
         message(chat="x", ts=BASE_TS + 89.5, message_id="late"),
         message(chat="y", ts=BASE_TS, message_id="other-chat"),
     ]
-    assert late_ids([*ms, ms[2]], 10.0) == {"late"}
+    assert late_ids([*ms, ms[2]], 10.0) == {("x", "late")}
 
 
 def test_a_dead_letter_at_an_old_position_of_a_new_topic_incarnation_gets_a_new_id():

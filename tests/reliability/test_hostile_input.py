@@ -255,7 +255,12 @@ CORPUS: list[Case] = [
     ),
     _reject("number:_raw.seq-beyond-int64", lambda: _with("_raw.seq", 2**64), 422, "invalid_message"),
     Case("number:_raw.seq-int64-max", lambda: _with("_raw.seq", 2**63 - 1), 200),
-    Case("number:_raw.chat-huge-int", lambda: _with("_raw.chat", 10**40), 200),
+    # Ids are bounded (docs/ingest.md): a 64-bit integer or a string of at most 128 characters.
+    _reject("number:_raw.chat-beyond-int64", lambda: _with("_raw.chat", 10**40), 422, "invalid_message"),
+    Case("number:_raw.chat-int64-max", lambda: _with("_raw.chat", 2**63 - 1), 200),
+    _reject("id:_raw.chat-100KB", lambda: _with("_raw.chat", "9" * 100_000), 422, "invalid_message"),
+    _reject("id:_raw.uuid-100KB", lambda: _with("_raw.uuid", "u" * 100_000), 422, "invalid_message"),
+    Case("id:_raw.chat-leading-space", lambda: _with("_raw.chat", " 65363911"), 200),
     # -- envelope ------------------------------------------------------------------------------
     _reject("envelope:messages-object", lambda: b'{"messages": {}}', 422, "invalid_envelope"),
     _reject("envelope:messages-string", lambda: b'{"messages": "hi"}', 422, "invalid_envelope"),
@@ -502,15 +507,6 @@ def _slow_client(ingest: IngestProcess) -> tuple[Outcome, int]:
     return outcome, other_status
 
 
-def _memory_kb(pid: int) -> dict[str, int]:
-    fields = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmHWM", "VmRSS"):
-            fields[key] = int(value.split()[0])
-    return fields
-
-
 RESULT: dict[str, Any] = {}
 """The corpus's figures (peak RSS, statuses), also written as JSON for docs/RELIABILITY.md."""
 
@@ -551,14 +547,12 @@ def corpus(
     ingest = IngestProcess(env, tmp / "ingest.log").start()
     try:
         ingest.wait_ready()
-        assert ingest.process is not None
-        pid = ingest.process.pid
-        before = _memory_kb(pid)
+        before = ingest.memory_kb()
         started = time.monotonic()
         outcomes = {case.name: _send(ingest, case) for case in CORPUS}
         slow, other = _slow_client(ingest)
         seconds = time.monotonic() - started
-        after = _memory_kb(pid)
+        after = ingest.memory_kb()
         ready_after = httpx.get(f"{ingest.url}/readyz", timeout=5).status_code
         expected = sum(1 for c in CORPUS if c.dead_letter) + 1  # + the slow client
         dead_letters = asyncio.run(

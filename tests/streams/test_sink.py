@@ -175,6 +175,33 @@ async def test_one_message_id_on_five_dates_is_one_row_whether_pending_or_commit
     assert str(dates.loc["uuid-1", store.PARTITION_COLUMN]) == str(store.event_date(BASE_TS))
 
 
+async def test_one_message_id_in_two_chats_is_two_rows_and_each_chats_repeat_is_dropped(settings):
+    """A message is (chat id, message id), as in the stream: one chat's uuid never hides another's."""
+    day = 86_400
+
+    def record(chat: str, ts: float, body: str) -> tuple[str, bytes, bytes]:
+        m = message(chat=chat, ts=ts, body=body, message_id="uuid-x")
+        return settings.topics.messages, chat.encode(), encode_message(m)
+
+    # Chat c1, then c2 with the same id, then c1 again (a retry) while all are pending.
+    await _produce(
+        settings, [record("c1", BASE_TS, "one"), record("c2", BASE_TS, "two"), record("c1", BASE_TS, "one")]
+    )
+    first = DatasetSink(settings)
+    await _run_until(first, lambda: len(_ids(settings)) >= 2)
+    assert first.stats.duplicates == 1
+
+    # Against the committed table (a fresh sink): chat c3 is new, c2 on another date is a repeat.
+    await _produce(settings, [record("c3", BASE_TS, "three"), record("c2", BASE_TS + day, "two")])
+    second = DatasetSink(settings)
+    await _run_until(second, lambda: second.stats.records >= 2 and len(_ids(settings)) >= 3)
+    rows = store.load("messages", root=settings.dataset_root)
+    assert sorted(zip(rows.chat_id, rows.message_id, strict=True)) == [
+        (c, "uuid-x") for c in ("c1", "c2", "c3")
+    ]
+    assert second.stats.duplicates == 1
+
+
 async def test_a_row_that_does_not_fit_the_schema_is_skipped_not_retried_forever(settings):
     poison = msgspec.structs.replace(message(chat="c1", ts=BASE_TS, message_id="poison"), seq=2**70)
     records = _message_records(settings, 10)
