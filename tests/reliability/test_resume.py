@@ -200,7 +200,7 @@ def _traffic(chats: int, seed: int) -> tuple[list[dict[str, Any]], list[dict[str
 
 
 def _ids(bodies: list[bytes]) -> set[str]:
-    # The ingest's message id is the Landbot uuid (DESIGN §3); every message here has one.
+    # The ingest's message id is the Landbot uuid (docs/ingest.md); every message here has one.
     return {m["_raw"]["uuid"] for body in bodies for m in json.loads(body)["messages"]}
 
 
