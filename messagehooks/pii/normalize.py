@@ -23,7 +23,7 @@ _OTHER_DOTS = {"\u3002": ".", "\uff61": "."}  # ideographic full stops (NFKC kee
 # What the copy may change: escapes, runs of spaces between digits, and any non-ASCII character.
 _SPECIAL = re.compile(
     r"%(?:40|2[eEbBdD]|5[fF])"
-    r"|\\u[0-9a-fA-F]{4}|\\x40"
+    r"|\\+u[0-9a-fA-F]{4}|\\+x40"
     r"|&(?:commat|#64|#x40|#46|#x2[eE]);"
     r"|(?<=[0-9]) {2,}(?=[0-9])"
     r"|[^\x00-\x7f]"
@@ -51,10 +51,9 @@ def _replacement(match: re.Match[str]) -> str:
     found = match.group()
     if found.startswith("%"):
         return _PERCENT[found[1:].lower()]
-    if found.startswith("\\u"):
-        return _char(chr(int(found[2:], 16)))
-    if found == "\\x40":
-        return "@"
+    if found.startswith("\\"):  # once or twice escaped
+        escape = found.lstrip("\\")
+        return "@" if escape == "x40" else _char(chr(int(escape[1:], 16)))
     if found.startswith("&"):
         return _ENTITIES[found.lower()]
     if found.startswith(" "):
