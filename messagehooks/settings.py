@@ -75,6 +75,7 @@ class Settings:
     sink_flush_rows: int = 20_000
     sink_group: str = "messagehooks-sink"
     pii_masking: bool = True
+    mask_topics: bool = True
     retention_hours: float = 168.0
     rate_limit: float = 0.0
     request_timeout: float = 10.0
@@ -148,7 +149,10 @@ SETTINGS_HELP: dict[str, str] = {
     "SINK_FLUSH_INTERVAL": "seconds between the dataset sink's commits (one Delta version each)",
     "SINK_FLUSH_ROWS": "rows buffered for one table that trigger a commit before the interval",
     "SINK_GROUP": "consumer group of the dataset sinks (its offsets live in the Delta log)",
-    "PII_MASKING": "mask e-mails, phone and card numbers in dataset text columns",
+    "PII_MASKING": "mask personal data (e-mails, phones, cards, IBANs, customer fields) in every dataset "
+    "table, by the policy of messagehooks/pii/policy.py",
+    "MASK_TOPICS": "mask personal data in the turn-pairs and conversations topics (the ones for other "
+    "teams) by the same policy; false = they carry the original text, as raw, messages and dead-letter do",
     "RETENTION_HOURS": "age of unreferenced files that `dataset compact` vacuums",
     "RATE_LIMIT": "requests/s each hook accepts before answering 429 (bursts of one second); 0 = no limit",
     "REQUEST_TIMEOUT": "seconds a client may take to send its request body (408 after)",
@@ -201,6 +205,7 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
             sink_flush_rows=_positive(config("SINK_FLUSH_ROWS", cast=int, default=20_000), "SINK_FLUSH_ROWS"),
             sink_group=config("SINK_GROUP", cast=str, default=defaults.sink_group),
             pii_masking=config("PII_MASKING", cast=bool, default=True),
+            mask_topics=config("MASK_TOPICS", cast=bool, default=True),
             retention_hours=config("RETENTION_HOURS", cast=float, default=168.0),
             rate_limit=config("RATE_LIMIT", cast=float, default=0.0),
             request_timeout=config("REQUEST_TIMEOUT", cast=float, default=10.0),
