@@ -120,16 +120,16 @@ class _Finds:
         return position - (self._starts[i] + len(mask)) + end
 
 
-def mask_pii(text: str) -> str:
-    """Replace e-mails, IBANs, card and phone numbers by ``<EMAIL>``/``<IBAN>``/``<CARD>``/``<PHONE>``.
+def find_pii(text: str) -> list[tuple[int, int, str]]:
+    """Spans of `text` holding personal data, with their masks: sorted, not overlapping.
 
-    Runs on every text of the stream: a text with no ``@``, no 9-character run of digits, no
-    written-out ``at`` and no country code with digits returns after a few quick scans.
+    Runs on every text of the stream: a text with no ``@``, no digit and no written-out ``at``
+    returns after a few quick scans.
     """
     copy = None if unchanged(text) else normalize(text)
     work = text if copy is None else copy.text
     if not _triggered(work):
-        return text
+        return []
     finds: _Finds | None = None
     for mask, detector in DETECTORS:
         spans = detector(work)
@@ -138,16 +138,28 @@ def mask_pii(text: str) -> str:
             finds.add(spans, mask)
             work = finds.text
     if finds is None:
-        return text
+        return []
+    if copy is None:
+        return finds.spans()
+    return [(*copy.original_span(start, end), mask) for start, end, mask in finds.spans()]
+
+
+def replace_spans(text: str, spans: list[tuple[int, int, str]]) -> str:
+    """`text` with each of the sorted, disjoint `spans` replaced by its mask."""
     parts = []
     last = 0
-    for start, end, mask in finds.spans():
-        begin, finish = (start, end) if copy is None else copy.original_span(start, end)
-        parts.append(text[last:begin])
+    for start, end, mask in spans:
+        parts.append(text[last:start])
         parts.append(mask)
-        last = finish
+        last = end
     parts.append(text[last:])
     return "".join(parts)
+
+
+def mask_pii(text: str) -> str:
+    """Replace e-mails, IBANs, card and phone numbers by ``<EMAIL>``/``<IBAN>``/``<CARD>``/``<PHONE>``."""
+    spans = find_pii(text)
+    return replace_spans(text, spans) if spans else text
 
 
 def mask_optional(text: str | None) -> str | None:

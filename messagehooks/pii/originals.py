@@ -2,16 +2,18 @@ r"""Masking of JSON-ish text and of dead-letter originals (text, or base64 of by
 
 A rejected payload is often not valid JSON, so customer fields are found by their key in the text
 itself (``"name": "Ana"``, also escaped once, ``\"name\": \"Ana\"``), not by parsing; their values
-become ``<PERSONAL>`` whatever they hold, and the rest goes through `mask_pii`. A base64 original
-is decoded, masked as text with every undecodable byte kept as is (``surrogateescape``), and
-encoded back, so an e-mail inside Latin-1 or broken UTF-8 bytes is found too.
+become ``<PERSONAL>`` whatever they hold, and the rest goes through the detectors. A base64
+original is decoded and read twice — as UTF-8 with every undecodable byte kept as is
+(``surrogateescape``), and as Latin-1 (one character per byte) — and every byte range either
+reading finds is masked, so an e-mail or a card inside Latin-1 or broken UTF-8 bytes is found
+whichever the bytes are.
 """
 
 import base64
 import binascii
 import re
 
-from messagehooks.pii.mask import mask_pii
+from messagehooks.pii.mask import find_pii, replace_spans
 
 PERSONAL = "<PERSONAL>"
 
@@ -24,22 +26,41 @@ PERSONAL_KEYS = (
 """Keys whose values are customer data whatever they look like (Landbot's `customer` fields)."""
 
 _KEYED = re.compile(
-    r'(?P<key>\\?"(?:' + "|".join(PERSONAL_KEYS) + r')\\?"\s*:\s*)'
-    r'(?P<value>\\?"(?:[^"\\]|\\[^"])*\\?"|-?[0-9][0-9.eE+\-]*)',
+    r'\\?"(?:' + "|".join(PERSONAL_KEYS) + r')\\?"\s*:\s*'
+    r'(?:\\?"(?P<text>(?:[^"\\]|\\[^"])*)\\?"|(?P<number>-?[0-9][0-9.eE+\-]*))',
     re.IGNORECASE,
 )
 
+Spans = list[tuple[int, int, str]]
+
+
+def _spans(text: str) -> Spans:
+    """Customer-field values and detector finds of `text`, merged into sorted disjoint spans."""
+    keyed: Spans = []
+    if '"' in text:
+        for match in _KEYED.finditer(text):
+            if match.group("text") is not None:
+                keyed.append((*match.span("text"), PERSONAL))
+            else:
+                keyed.append((match.start("number"), match.end("number"), f'"{PERSONAL}"'))
+    return _merged(keyed + find_pii(text))
+
+
+def _merged(spans: Spans) -> Spans:
+    """Overlapping spans joined; of two starting together the longer (or the earlier listed) names it."""
+    out: Spans = []
+    for start, end, mask in sorted(spans, key=lambda span: (span[0], -span[1])):
+        if out and start < out[-1][1]:
+            out[-1] = (out[-1][0], max(end, out[-1][1]), out[-1][2])
+        else:
+            out.append((start, end, mask))
+    return out
+
 
 def mask_json_text(text: str) -> str:
-    """`mask_pii` of a JSON-ish text, with the values of customer fields replaced whole."""
-    if '"' in text:
-        text = _KEYED.sub(_personal, text)
-    return mask_pii(text)
-
-
-def _personal(match: re.Match[str]) -> str:
-    quote = '\\"' if match.group("value").startswith("\\") else '"'
-    return f"{match.group('key')}{quote}{PERSONAL}{quote}"
+    """A JSON-ish text with the values of customer fields and all detected personal data masked."""
+    spans = _spans(text)
+    return replace_spans(text, spans) if spans else text
 
 
 def mask_original(original: str, encoding: str | None) -> str:
@@ -50,8 +71,19 @@ def mask_original(original: str, encoding: str | None) -> str:
         raw = base64.b64decode(original, validate=True)
     except (binascii.Error, ValueError):
         return mask_json_text(original)
-    text = raw.decode("utf-8", "surrogateescape")
-    masked = mask_json_text(text)
-    if masked == text:
+    as_utf8 = raw.decode("utf-8", "surrogateescape")
+    offsets = _byte_offsets(as_utf8)
+    spans = [(offsets[start], offsets[end], mask) for start, end, mask in _spans(as_utf8)]
+    spans = _merged(spans + _spans(raw.decode("latin-1")))
+    if not spans:
         return original
-    return base64.b64encode(masked.encode("utf-8", "surrogateescape")).decode()
+    masked = replace_spans(raw.decode("latin-1"), spans).encode("latin-1")
+    return base64.b64encode(masked).decode()
+
+
+def _byte_offsets(text: str) -> list[int]:
+    """The byte offset of each character position of `text` (and of its end) in its UTF-8 bytes."""
+    offsets = [0]
+    for char in text:
+        offsets.append(offsets[-1] + len(char.encode("utf-8", "surrogateescape")))
+    return offsets
