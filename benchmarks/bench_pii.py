@@ -104,6 +104,25 @@ def chat_texts(count: int) -> list[str]:
     return texts[:count]
 
 
+def pair_rates(count: int) -> str:
+    """Turn pairs of simulated chats encoded per second, plain and through the masking policy."""
+    from benchmarks.bench_backfill import simulated_messages
+    from features.batch import build_dataset
+    from streams.records import encode_record
+
+    pairs, _ = build_dataset(simulated_messages(count))
+    rates = []
+    for masked in (False, True):
+        best = float("inf")
+        for _ in range(3):
+            started = time.perf_counter()
+            for pair in pairs:
+                encode_record(pair, masked=masked)
+            best = min(best, time.perf_counter() - started)
+        rates.append(len(pairs) / best)
+    return f"{rates[0]:,.0f} unmasked, {rates[1]:,.0f} masked ({len(pairs)} pairs)"
+
+
 def phonenumbers_masker(region: str, leniency: str, normalized: bool) -> Masker:
     """Phones only, with Google's libphonenumber port (`phonenumbers`), on the text or our copy."""
     import phonenumbers  # optional, from --extra-site
@@ -204,6 +223,7 @@ def main() -> None:
     ]
     for label, cell in rows:
         print(f"| {label} | " + " | ".join(cell(n) for n in names) + " |")
+    print(f"\nturn pairs encoded for the turn-pairs topic, per second: {pair_rates(args.texts)}")
     print(f"\n{args.samples} samples per form, seed {args.seed}; {len(chats)} chat texts; masks {MASKS}")
 
 
