@@ -88,6 +88,7 @@ class Ingest:
                 received_at=received_at,
                 request_id=request_id,
                 max_messages=self.settings.max_messages_per_request,
+                ids=self.settings.pseudonyms,
             )
         except InvalidPayload as exc:
             original = body if body is not None else b""

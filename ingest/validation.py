@@ -13,6 +13,7 @@ import msgspec
 
 from messagehooks.errors import InvalidPayload
 from messagehooks.identity import chat_id, message_id
+from messagehooks.pii.ids import NO_SALT, Pseudonyms
 from messagehooks.schema import LandbotMessage, Message, Role
 from messagehooks.settings import Hook
 
@@ -120,8 +121,9 @@ def parse_body(
     received_at: float,
     request_id: str,
     max_messages: int,
+    ids: Pseudonyms = NO_SALT,
 ) -> Parsed:
-    """Validate and normalize every message of a body.
+    """Validate and normalize every message of a body (`ids`: messagehooks/pii/ids.py).
 
     Raises:
         InvalidPayload: when the envelope itself is unusable (see `decode_envelope`).
@@ -138,6 +140,7 @@ def parse_body(
                     hook=hook,
                     received_at=received_at,
                     request_id=request_id,
+                    ids=ids,
                 )
             )
         except InvalidPayload as exc:
@@ -151,8 +154,12 @@ def normalize(
     hook: Hook,
     received_at: float,
     request_id: str,
+    ids: Pseudonyms = NO_SALT,
 ) -> Message:
     """One Landbot message (its JSON bytes) -> a normalized `Message`.
+
+    Its chat, sender and message ids are pseudonymized by `ids` (messagehooks/pii/ids.py), so
+    every id derived later from them is too.
 
     Raises:
         InvalidPayload: a required field is missing or has the wrong type, or the message belongs
@@ -164,11 +171,12 @@ def normalize(
         raise InvalidPayload("invalid_message", str(exc), field=_field_of(exc)) from exc
     except (msgspec.DecodeError, RecursionError) as exc:
         raise InvalidPayload("malformed_json", f"message is not valid JSON: {str(exc)[:200]}") from exc
-    chat = chat_id(landbot)
-    if chat is None:
+    landbot_chat = chat_id(landbot)
+    if landbot_chat is None:
         raise InvalidPayload(
             "missing_chat", "no chat id: expected `_raw.chat` or `customer.id`", field="$._raw.chat"
         )
+    chat = ids.chat(landbot_chat)
     channel = _channel_id(landbot)
     if hook.channel is not None and channel != hook.channel:
         raise InvalidPayload(
@@ -185,14 +193,14 @@ def normalize(
     seq = landbot.raw.seq if landbot.raw else None
     sender = landbot.sender
     return Message(
-        message_id=message_id(landbot, chat=chat, body=body, payload=payload, original=original),
+        message_id=ids.message(message_id(landbot, chat=chat, body=body, payload=payload, original=original)),
         chat_id=chat,
         hook=hook.name,
         type=landbot.type,
         role=_role(landbot),
         timestamp=landbot.timestamp,
         seq=seq,
-        sender_id=None if sender is None or sender.id is None else str(sender.id),
+        sender_id=ids.sender(None if sender is None or sender.id is None else str(sender.id)),
         channel_id=channel,
         body=body,
         payload=payload,

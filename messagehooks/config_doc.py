@@ -14,6 +14,7 @@ _UNSET = {
     "KAFKA_LIBS": "(unset: `.venv/kafka/libs`)",
     "HOOKS": "(unset: dev hook `default`, no token)",
     "DATASET_URI": "(unset: `DATA_DIR/datasets`)",
+    "ID_SALT": "(unset: only ids holding personal data are hashed, with a public salt)",
 }
 _TYPES = {"hooks": "JSON list or file path"}
 

@@ -53,14 +53,31 @@ TOPIC_KEYS: dict[str, str] = {
 }
 """What the (UTF-8) Kafka key of each topic's records is."""
 
+_ORIGINAL = " Personal data as received: for authorized reprocessing, not for other teams."
+_MASKED = (
+    " Personal data masked (`<EMAIL>`, `<PHONE>`, `<CARD>`, `<IBAN>`) by the policy of"
+    " messagehooks/pii/policy.py, unless the operator set MESSAGEHOOKS_MASK_TOPICS=false."
+)
+
+TOPIC_PERSONAL_DATA: dict[str, str] = {
+    "raw": "original",
+    "messages": "original",
+    "events": "original",
+    "turn-pairs": "masked",
+    "conversations": "masked",
+    "dead-letter": "original",
+}
+"""Whether each topic carries personal data as received or masked (docs/topics.md)."""
+
 _TOPIC_DESCRIPTIONS: dict[str, str] = {
     "raw": "One record per accepted HTTP request: the whole body as received, the hook, the time "
-    "and the request id (enough to re-derive every message id in a backfill).",
-    "messages": "One normalized Landbot message per record; `raw` is the original message.",
-    "events": "The `type: event` messages (assign, unassign, ...), also published on `messages`.",
-    "turn-pairs": "One turn pair (a prompt turn and the turn answering it, or none) with its features.",
-    "conversations": "One closed conversation with its features and transcript.",
-    "dead-letter": "A rejected payload or record, with the reason and the original bytes.",
+    "and the request id (enough to re-derive every message id in a backfill)." + _ORIGINAL,
+    "messages": "One normalized Landbot message per record; `raw` is the original message." + _ORIGINAL,
+    "events": "The `type: event` messages (assign, unassign, ...), also published on `messages`." + _ORIGINAL,
+    "turn-pairs": "One turn pair (a prompt turn and the turn answering it, or none) with its features."
+    + _MASKED,
+    "conversations": "One closed conversation with its features and transcript." + _MASKED,
+    "dead-letter": "A rejected payload or record, with the reason and the original bytes." + _ORIGINAL,
 }
 
 _FIELD_NOTES: dict[str, dict[str, dict[str, Any]]] = {

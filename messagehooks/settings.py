@@ -17,6 +17,7 @@ from starlette.config import Config
 from starlette.datastructures import Secret
 
 from messagehooks.errors import ConfigError
+from messagehooks.pii.ids import Pseudonyms
 from messagehooks.topics import Topics
 
 ENV_PREFIX = "MESSAGEHOOKS_"
@@ -76,6 +77,8 @@ class Settings:
     sink_flush_rows: int = 20_000
     sink_group: str = "messagehooks-sink"
     pii_masking: bool = True
+    mask_topics: bool = True
+    id_salt: Secret | None = None
     retention_hours: float = 168.0
     rate_limit: float = 0.0
     request_timeout: float = 10.0
@@ -95,6 +98,11 @@ class Settings:
     def bootstrap(self) -> str:
         """``host:port`` of Kafka: the configured cluster, or the embedded broker's port."""
         return self.kafka_bootstrap or f"127.0.0.1:{self.broker_port}"
+
+    @property
+    def pseudonyms(self) -> Pseudonyms:
+        """How the ingest pseudonymizes chat, sender and message ids (messagehooks/pii/ids.py)."""
+        return Pseudonyms(str(self.id_salt).encode() if self.id_salt is not None else b"")
 
     @property
     def topics(self) -> Topics:
@@ -154,7 +162,12 @@ SETTINGS_HELP: dict[str, str] = {
     "SINK_FLUSH_INTERVAL": "seconds between the dataset sink's commits (one Delta version each)",
     "SINK_FLUSH_ROWS": "rows buffered for one table that trigger a commit before the interval",
     "SINK_GROUP": "consumer group of the dataset sinks (its offsets live in the Delta log)",
-    "PII_MASKING": "mask e-mails, phone and card numbers in dataset text columns",
+    "PII_MASKING": "mask personal data (e-mails, phones, cards, IBANs, customer fields) in every dataset "
+    "table, by the policy of messagehooks/pii/policy.py",
+    "MASK_TOPICS": "mask personal data in the turn-pairs and conversations topics (the ones for other "
+    "teams) by the same policy; false = they carry the original text, as raw, messages and dead-letter do",
+    "ID_SALT": "secret salt of the pseudonymous ids: set, every chat and sender id becomes an HMAC of it "
+    '(in every topic and table); changing it starts new ids (docs/dataset.md "Pseudonymous ids")',
     "RETENTION_HOURS": "age of unreferenced files that `dataset compact` vacuums",
     "RATE_LIMIT": "requests/s each hook accepts before 429 (burst: 1 s of them, at least 1); 0 = no limit",
     "REQUEST_TIMEOUT": "seconds a client may take to send its request body (408, closed)",
@@ -215,6 +228,8 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
             sink_flush_rows=_positive(config("SINK_FLUSH_ROWS", cast=int, default=20_000), "SINK_FLUSH_ROWS"),
             sink_group=config("SINK_GROUP", cast=str, default=defaults.sink_group),
             pii_masking=config("PII_MASKING", cast=bool, default=True),
+            mask_topics=config("MASK_TOPICS", cast=bool, default=True),
+            id_salt=_optional_secret(config("ID_SALT", cast=str, default="")),
             retention_hours=config("RETENTION_HOURS", cast=float, default=168.0),
             rate_limit=config("RATE_LIMIT", cast=float, default=0.0),
             request_timeout=config("REQUEST_TIMEOUT", cast=float, default=10.0),
@@ -232,6 +247,10 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
     except ValueError as exc:
         # starlette.config names the variable and the cast that failed.
         raise ConfigError(f"{exc}; check the {ENV_PREFIX}* variables") from exc
+
+
+def _optional_secret(value: str) -> Secret | None:
+    return Secret(value) if value else None
 
 
 def _optional_path(value: str) -> Path | None:

@@ -133,10 +133,15 @@ def register_agents(app: faust.App, settings: Settings) -> StreamStats:
         since = assigned_at.get(partition_of(key, settings.partitions), started)
         return at - max(last_seen.get(key, since), since)
 
+    masked = settings.mask_topics  # the subscriber topics carry masked text (docs/topics.md)
+
     async def emit(key: bytes, out: Output) -> list[Sent]:
-        sent = [await pairs_topic.send(key=key, value=encode_record(pair)) for pair in out.pairs]
+        sent = [
+            await pairs_topic.send(key=key, value=encode_record(pair, masked=masked)) for pair in out.pairs
+        ]
         for conversation in out.conversations:
-            sent.append(await conversations_topic.send(key=key, value=encode_record(conversation)))
+            value = encode_record(conversation, masked=masked)
+            sent.append(await conversations_topic.send(key=key, value=value))
         stats.pairs += len(out.pairs)
         stats.conversations += len(out.conversations)
         return sent

@@ -70,6 +70,7 @@ def messages_from_delivery(value: bytes, settings: Settings, *, line: int) -> tu
             received_at=float(meta.get("received_at") or 0.0),
             request_id=str(meta.get("request_id") or f"backfill-{line}"),
             max_messages=max(settings.max_messages_per_request, 1),
+            ids=settings.pseudonyms,
         )
     except InvalidPayload:
         return [], 1

@@ -10,6 +10,7 @@ import msgspec
 from faust.serializers import codecs
 
 from features.records import Conversation, TurnPair
+from messagehooks.pii import policy
 from streams.sessions import ChatState
 
 CHAT_STATE_CODEC = "messagehooks-chat-state"
@@ -33,6 +34,13 @@ def register_codecs() -> None:
     codecs.register(CHAT_STATE_CODEC, ChatStateCodec())
 
 
-def encode_record(record: TurnPair | Conversation) -> bytes:
-    """JSON bytes of an output record (it carries its own `schema_version`)."""
-    return _encoder.encode(record)
+def encode_record(record: TurnPair | Conversation, *, masked: bool = False) -> bytes:
+    """JSON bytes of an output record (it carries its own `schema_version`).
+
+    `masked`: with personal data masked by the policy (messagehooks/pii/policy.py), as the
+    `turn-pairs` and `conversations` topics carry it unless ``MESSAGEHOOKS_MASK_TOPICS`` is off.
+    """
+    if not masked:
+        return _encoder.encode(record)
+    kind = "turn_pairs" if isinstance(record, TurnPair) else "conversations"
+    return _encoder.encode(policy.apply(kind, msgspec.to_builtins(record)))

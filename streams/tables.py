@@ -1,38 +1,49 @@
 """Topic records to dataset rows (messagehooks/store.py schemas), with PII masked on the way.
 
-Text reaches a dataset table only through these functions, so masking cannot be forgotten by
-one table. Features that look at the text (e.g. `prompt_has_email`) were computed upstream from
-the original, which is what a model may use without ever seeing the address itself.
+Rows reach a dataset table only through these functions, and each goes through the masking
+policy (messagehooks/pii/policy.py) as its last step, so masking cannot be forgotten by one table
+or one field. Features that look at the text (e.g. `prompt_has_email`) were computed upstream
+from the original, which is what a model may use without ever seeing the address itself.
 """
 
 import hashlib
-from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 import orjson
 
 from features.records import Conversation, TurnPair
-from messagehooks.pii import mask_pii
+from messagehooks.pii import policy
 from messagehooks.schema import Message
 from messagehooks.store import PARTITION_COLUMN, event_date
 
-Mask = Callable[[str], str]
+
+@dataclass(frozen=True, slots=True)
+class Mask:
+    """The masking policy, or nothing when ``MESSAGEHOOKS_PII_MASKING`` is off."""
+
+    enabled: bool
+
+    def row(self, kind: str, row: dict[str, Any]) -> dict[str, Any]:
+        """`row` of the table `kind` with the policy applied (in place)."""
+        return policy.apply(kind, row) if self.enabled else row
+
 
 _PAIR_DECODER = msgspec.json.Decoder(TurnPair)
 _CONVERSATION_DECODER = msgspec.json.Decoder(Conversation)
 
 
 def masker(enabled: bool) -> Mask:
-    """The text filter of every text column: PII masking, or identity when it is turned off."""
-    return mask_pii if enabled else _identity
+    """The masking of every row: the PII policy, or nothing when it is turned off."""
+    return Mask(enabled)
 
 
 def message_row(
     message: Message, *, late: bool, partition: int | None, offset: int | None, mask: Mask
 ) -> dict[str, Any]:
     """A `messages` row; the raw Landbot JSON stays in Kafka (it carries customer fields)."""
-    return {
+    row = {
         "message_id": message.message_id,
         "chat_id": message.chat_id,
         "hook": message.hook,
@@ -42,9 +53,9 @@ def message_row(
         "seq": message.seq,
         "sender_id": message.sender_id,
         "channel_id": message.channel_id,
-        "body": _mask(message.body, mask),
-        "payload": _mask(message.payload, mask),
-        "options": [mask(option) for option in message.options],
+        "body": message.body,
+        "payload": message.payload,
+        "options": list(message.options),
         "action": message.action,
         "country": message.country,
         "received_at": message.received_at,
@@ -55,6 +66,7 @@ def message_row(
         "source_offset": offset,
         PARTITION_COLUMN: event_date(message.timestamp),
     }
+    return mask.row("messages", row)
 
 
 def pair_row(value: bytes | TurnPair, mask: Mask) -> dict[str, Any]:
@@ -65,14 +77,8 @@ def pair_row(value: bytes | TurnPair, mask: Mask) -> dict[str, Any]:
     """
     pair = _PAIR_DECODER.decode(value) if isinstance(value, bytes) else value
     row: dict[str, Any] = msgspec.to_builtins(pair)
-    row["prompt_text"] = mask(row["prompt_text"])
-    row["response_text"] = _mask(row["response_text"], mask)
-    row["prompt_options"] = [mask(option) for option in row["prompt_options"]]
-    row["prompt_payload"] = _mask(row["prompt_payload"], mask)
-    row["response_payload"] = _mask(row["response_payload"], mask)
-    row["context"] = [{"role": turn["role"], "text": mask(turn["text"])} for turn in row["context"]]
     row[PARTITION_COLUMN] = event_date(row["prompt_ts"])
-    return row
+    return mask.row("turn_pairs", row)
 
 
 def conversation_row(value: bytes | Conversation, mask: Mask) -> dict[str, Any]:
@@ -83,9 +89,8 @@ def conversation_row(value: bytes | Conversation, mask: Mask) -> dict[str, Any]:
     """
     conversation = _CONVERSATION_DECODER.decode(value) if isinstance(value, bytes) else value
     row: dict[str, Any] = msgspec.to_builtins(conversation)
-    row["transcript"] = [{**entry, "text": mask(entry["text"])} for entry in row["transcript"]]
     row[PARTITION_COLUMN] = event_date(row["start_ts"])
-    return row
+    return mask.row("conversations", row)
 
 
 def incarnation_tag(incarnation: str | None) -> str:
@@ -121,36 +126,29 @@ def dead_letter_row(
         )
     from_streams = key == b"streams"
     received_at = float(record.get("received_at") or 0.0)
-    return {
+    row = {
         "dead_letter_id": f"{topic}:{partition}:{offset}@{incarnation_tag(incarnation)}",
         "source": "streams" if from_streams else "ingest",
         "hook": None if from_streams else record.get("hook"),
         "request_id": record.get("request_id"),
         "received_at": received_at,
         "reason": record.get("reason"),
-        "detail": _mask(_text(record.get("detail")), mask),
+        "detail": _text(record.get("detail")),
         "field": _text(record.get("field")),
         "message_index": record.get("message_index"),
         "source_topic": record.get("topic"),
         "source_partition": record.get("partition"),
         "source_offset": record.get("offset"),
         "original_encoding": record.get("original_encoding"),
-        "original": _mask(_text(record.get("original")), mask),
+        "original": _text(record.get("original")),
         "schema_version": record.get("schema_version"),
         PARTITION_COLUMN: event_date(received_at),
     }
-
-
-def _mask(text: str | None, mask: Mask) -> str | None:
-    return None if text is None else mask(text)
+    return mask.row("dead_letters", row)
 
 
 def _text(value: Any) -> str | None:
     return None if value is None else str(value)
-
-
-def _identity(text: str) -> str:
-    return text
 
 
 def is_late(timestamp: float, newest: float | None, allowed_lateness: float) -> bool:

@@ -138,3 +138,15 @@ def test_a_broken_ref_is_caught(spec):
         _resolve(spec, f"./schemas/{contracts.schema_filename('raw')}#/properties/no_such_field")
     with pytest.raises(AssertionError):
         _resolve(spec, "./schemas/no-such-topic.v1.json")
+
+
+def test_every_channel_says_whether_it_carries_personal_data_masked(spec):
+    said = {
+        channel["address"].removeprefix("{prefix}"): channel["x-personal-data"]
+        for channel in _kafka_channels(spec).values()
+    }
+    assert said == contracts.TOPIC_PERSONAL_DATA
+    assert said["turn-pairs"] == said["conversations"] == "masked"  # the topics for other teams
+    for topic, kind in said.items():
+        description = contracts.topic_schema(topic)["description"]
+        assert ("masked" in description) == (kind == "masked"), topic

@@ -13,6 +13,27 @@ import httpx
 from messagehooks.broker import free_port
 
 
+def pipeline_env(
+    broker_vars: dict[str, str], prefix: str, data_dir: Path, *, gap: float, lateness: float, partitions: int
+) -> dict[str, str]:
+    """The variables of an ingest, a worker and a sink sharing topics, groups and a data dir.
+
+    `broker_vars`: tests.conftest.broker_env of the broker; `prefix`: unique per test (Tansu
+    freezes a group's settings, so topics and groups must not be reused).
+    """
+    return {
+        **broker_vars,
+        "MESSAGEHOOKS_TOPIC_PREFIX": f"{prefix}.",
+        "MESSAGEHOOKS_PARTITIONS": str(partitions),
+        "MESSAGEHOOKS_DATA_DIR": str(data_dir),
+        "MESSAGEHOOKS_WORKER_ID": f"w{prefix}",
+        "MESSAGEHOOKS_SINK_GROUP": f"s{prefix}",
+        "MESSAGEHOOKS_CONVERSATION_GAP": str(gap),
+        "MESSAGEHOOKS_ALLOWED_LATENESS": str(lateness),
+        "MESSAGEHOOKS_SINK_FLUSH_INTERVAL": "0.3",
+    }
+
+
 class ChildProcess:
     """`python -m messagehooks COMMAND` in its own process group, output to a log file."""
 

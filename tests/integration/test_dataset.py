@@ -23,7 +23,7 @@ from streams.backfill import backfill
 from tests.conftest import broker_env
 from tests.factories import landbot_body, landbot_message
 from tests.integration.kafka_read import read_topic
-from tests.integration.processes import IngestProcess, SinkProcess, WorkerProcess
+from tests.integration.processes import IngestProcess, SinkProcess, WorkerProcess, pipeline_env
 from tests.integration.traffic import conversation_traffic, deliveries
 
 pytestmark = pytest.mark.integration
@@ -35,17 +35,11 @@ PROVENANCE = ["source_partition", "source_offset"]
 
 @pytest.fixture
 def pipeline(broker, unique, tmp_path):
-    env = {
-        **broker_env(broker),
-        "MESSAGEHOOKS_TOPIC_PREFIX": f"ds{unique}.",
-        "MESSAGEHOOKS_PARTITIONS": "3",
-        "MESSAGEHOOKS_DATA_DIR": str(tmp_path / "data"),
-        "MESSAGEHOOKS_WORKER_ID": f"w{unique}",
-        "MESSAGEHOOKS_SINK_GROUP": f"s{unique}",
-        "MESSAGEHOOKS_CONVERSATION_GAP": str(GAP),
-        "MESSAGEHOOKS_ALLOWED_LATENESS": str(LATENESS),
-        "MESSAGEHOOKS_SINK_FLUSH_INTERVAL": "0.3",
-    }
+    env = pipeline_env(
+        broker_env(broker), f"ds{unique}", tmp_path / "data", gap=GAP, lateness=LATENESS, partitions=3
+    )
+    # Pseudonymous ids: the ingest and the backfill (same settings) must derive the same.
+    env["MESSAGEHOOKS_ID_SALT"] = f"salt-{unique}"
     ingest = IngestProcess(env, tmp_path / "ingest.log").start()
     ingest.wait_ready()
     started: list = []
@@ -181,6 +175,13 @@ def test_post_to_every_table_and_backfill_equals_the_stream(pipeline, tmp_path):
         assert row["date"] == store.event_date(expected.prompt_ts)
     pii = next(r for r in got_messages if r["message_id"] == "pii-1")
     assert pii["body"] == "write to <EMAIL> or call <PHONE>"
+    # No Landbot chat number in any id: every chat id is the salted pseudonym, pair and
+    # conversation ids are built from it.
+    landbot_chats = {str(m["_raw"]["chat"]) for m in messages}
+    for row in got_messages + got_pairs + got_conversations:
+        assert row["chat_id"].startswith("p-")
+        assert row["chat_id"] not in landbot_chats
+    assert not any(r["pair_id"].split(":")[0] in landbot_chats for r in got_pairs)
 
     # Rebuilt in batch from the raw topic: the same rows as the stream wrote.
     rebuilt = dataclasses.replace(settings, dataset_uri=str(tmp_path / "backfilled"))

@@ -1,10 +1,15 @@
 """PII masking: real formats from several countries are masked; order numbers, dates, prices are not."""
 
+import random
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from messagehooks.pii import CARD, EMAIL, PHONE, mask_optional, mask_pii
+from benchmarks.pii_forms import CONTEXTS, FORMS
+from benchmarks.pii_forms import NOT_PII as LOOK_ALIKES
+from messagehooks.pii import CARD, EMAIL, IBAN, PHONE, mask_optional, mask_pii
+from messagehooks.pii.normalize import normalize
 
 PHONES = [
     "+34 600 11 22 33",
@@ -210,6 +215,95 @@ def test_generated_email_is_masked(local, domain, tld, before):
     assert local not in masked
 
 
-@given(st.text(alphabet=st.characters(exclude_characters="0123456789@")))
+# No digit of any script (Nd, and No: superscripts and circled digits become digits under NFKC)
+# and no "@" in any width.
+@given(st.text(alphabet=st.characters(exclude_categories=("Nd", "No"), exclude_characters="@\uff20\ufe6b")))
 def test_text_without_digits_or_at_is_unchanged(text):
     assert mask_pii(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("john dot doe at gmail dot com", EMAIL),
+        ("escribe a ana (arroba) correo.es ya", f"escribe a {EMAIL} ya"),
+        ("ana [at] example [dot] com", EMAIL),
+        ("josé.pérez@correo.es", EMAIL),
+        ("用户@例子.中国 gracias", f"{EMAIL} gracias"),
+        ("https://x.example/t?e=ana%40example.com&l=es", f"https://x.example/t?e={EMAIL}&l=es"),
+        ('{"email": "ana\\u0040example.com"}', f'{{"email": "{EMAIL}"}}'),
+        ("ana\u200b@example.com", EMAIL),
+        ("ana@exam\u200bple.com", EMAIL),
+        ("\uff41\uff4e\uff41\uff20\uff45\uff58.\uff43\uff4f\uff4d", EMAIL),
+        ("ana&#64;example.com", EMAIL),
+        ("+44/20/7946/0959", PHONE),
+        ("+34\u00a0600\u00a0112\u00a0233", PHONE),
+        ("650\u2010253\u20100000", PHONE),
+        ("\uff0b\uff13\uff14\uff16\uff10\uff10\uff11\uff11\uff12\uff12\uff13\uff13", PHONE),
+        ("tel \u0666\u0660\u0660\u0661\u0661\u0662\u0662\u0663\u0663", f"tel {PHONE}"),
+        ("4111.1111.1111.1111", CARD),
+        ("4111 1111-1111.1111", CARD),
+        ("4111\u00a01111\u00a01111\u00a01111", CARD),
+        ("4111  1111  1111  1111", CARD),
+        ("GB82 WEST 1234 5698 7654 32", IBAN),
+        ("IBAN: DE89 3704 0044 0532 0130 00.", f"IBAN: {IBAN}."),
+        ("de89370400440532013000", IBAN),
+        ("ES91 2100 0418 4502 0005 1332", IBAN),
+    ],
+)
+def test_the_forms_of_issue_14_are_masked(text, expected):
+    assert mask_pii(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "look at example.com",
+        "available at amazon.com",
+        "meet me at 5 pm",
+        "DE89 is our plan code",
+        "unix time 1715524215",
+        "sent 1715524215123 ms",
+        "order 2024-000123 from 12/05/24",
+        "version 3.11.7",
+        "1234 5678 9012 3452",  # Luhn-valid but no card network starts with 1
+        "caf\u00e9 \u00a0 na\u00efve \u200b text",  # non-ASCII without PII: left exactly as is
+    ],
+)
+def test_look_alikes_survive(text):
+    assert mask_pii(text) == text
+
+
+@pytest.mark.parametrize("form", FORMS, ids=lambda form: form.name)
+def test_every_surface_form_is_masked_in_context(form):
+    rng = random.Random(form.name)
+    mask = {"EMAIL": EMAIL, "PHONE": PHONE, "CARD": CARD, "IBAN": IBAN}[form.kind]
+    for before, after in CONTEXTS:
+        value = form.render(rng)
+        text = f"{before}{form.wrap[0]}{value}{form.wrap[1]}{after}"
+        assert mask_pii(text) == f"{before}{form.wrap[0]}{mask}{form.wrap[1]}{after}", text
+
+
+def test_an_iban_with_a_wrong_checksum_is_no_iban():
+    # One digit off: not an IBAN; its 14 digits are still masked by the phone rule.
+    assert mask_pii("GB82 WEST 1234 5698 7654 33") == f"GB82 WEST {PHONE}"
+
+
+@pytest.mark.parametrize("text", LOOK_ALIKES)
+def test_corpus_look_alikes_survive_in_context(text):
+    for before, after in CONTEXTS:
+        assert mask_pii(before + text + after) == before + text + after
+
+
+def test_the_detection_copy_maps_back_to_whole_original_characters():
+    copy = normalize("a\u200b@b \uff21 x%40y")
+    assert copy.text == "a@b A x@y"
+    assert copy.original_span(0, 3) == (0, 4)  # the zero-width space is inside the span
+    assert copy.original_span(4, 5) == (5, 6)  # the full-width A, one character
+    assert copy.original_span(6, 9) == (7, 12)  # "%40" is three characters of the original
+
+
+def test_lone_surrogates_and_huge_texts_do_not_break_masking():
+    assert mask_pii("a\ud800b ana@x.com") == f"a\ud800b {EMAIL}"
+    long_run = "a" * 200_000 + " @ " + "b" * 200_000  # no quadratic scan on a long local part
+    assert mask_pii(long_run) == long_run
