@@ -11,14 +11,16 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.config import Config
 from starlette.datastructures import Secret
 
 from messagehooks.errors import ConfigError
-from messagehooks.pii.ids import Pseudonyms
 from messagehooks.topics import Topics
+
+if TYPE_CHECKING:  # the detectors load on first use only: every process reads its settings
+    from messagehooks.pii.ids import Pseudonyms
 
 ENV_PREFIX = "MESSAGEHOOKS_"
 HOOK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -100,8 +102,10 @@ class Settings:
         return self.kafka_bootstrap or f"127.0.0.1:{self.broker_port}"
 
     @property
-    def pseudonyms(self) -> Pseudonyms:
+    def pseudonyms(self) -> "Pseudonyms":
         """How the ingest pseudonymizes chat, sender and message ids (messagehooks/pii/ids.py)."""
+        from messagehooks.pii.ids import Pseudonyms  # lazily: see the import above
+
         return Pseudonyms(str(self.id_salt).encode() if self.id_salt is not None else b"")
 
     @property

@@ -307,3 +307,18 @@ def test_lone_surrogates_and_huge_texts_do_not_break_masking():
     assert mask_pii("a\ud800b ana@x.com") == f"a\ud800b {EMAIL}"
     long_run = "a" * 200_000 + " @ " + "b" * 200_000  # no quadratic scan on a long local part
     assert mask_pii(long_run) == long_run
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "b [at] c dot de " + "a dot " * 50_000 + "a",  # a chain of written-out dots, no "at" after it
+        "x@" + "a." * 150_000 + "a",  # a domain of 150 000 one-letter labels and no TLD
+        " at word" * 40_000,
+        "+34 " + "6 " * 150_000,
+    ],
+    ids=["dot-chain", "label-chain", "at-words", "digit-groups"],
+)
+def test_hostile_texts_of_300_kb_are_scanned_in_linear_time(text):
+    # Quadratic, the first took minutes and the test's timeout fails it; linear, under a second.
+    assert len(mask_pii(text)) <= len(text)
