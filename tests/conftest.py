@@ -71,6 +71,15 @@ def broker(request: pytest.FixtureRequest) -> EmbeddedBroker | KafkaBroker:
     return running
 
 
+@pytest.fixture(params=["tansu", "kafka"])
+def engine(request: pytest.FixtureRequest) -> str:
+    """Each engine's name in turn, for a test that starts its own broker or stack (`up`, `broker`)."""
+    if request.param == "kafka":
+        kafka_engine()
+    name: str = request.param
+    return name
+
+
 def broker_env(broker: EmbeddedBroker | KafkaBroker) -> dict[str, str]:
     """The variables that point a child process at `broker`, with the engine it runs."""
     engine = "kafka" if isinstance(broker, KafkaBroker) else "tansu"
