@@ -42,6 +42,25 @@ async def end_offsets(
     return {tp: consumer.highwater(tp) or offset for tp, offset in reported.items()}
 
 
+async def track_table_topic(producer: Any, topic: str) -> None:
+    """Keep `topic` (a table's changelog) in the Faust producer's metadata from now on.
+
+    faust-streaming 0.15.3 ``Producer.key_partition``, which a table with ``use_partitioner``
+    calls on every write, reads aiokafka's cached metadata and never fetches it. aiokafka 0.14.0
+    caches every topic until the producer sends to one the cache lacks (an output topic created
+    after the worker started); from then on it refreshes only the topics asked for by name, and
+    the changelog dropped out: every state write failed with TypeError, the agent crashed, and
+    the idle timer's write crashed the worker (any broker; tests/streams/test_late_topics.py).
+
+    Args:
+        producer: the Faust app's producer (``app.producer``), started.
+        topic: the topic to track.
+    """
+    aiokafka_producer = producer._ensure_producer()  # faust 0.15.3 internal
+    await aiokafka_producer.client.add_topic(topic)  # refreshed with the others from now on
+    await aiokafka_producer.partitions_for(topic)  # returns once the topic is in the cache
+
+
 # --- Faust / aiokafka patches -------------------------------------------------------------------
 # Pinned in pyproject.toml: faust-streaming 0.15.3, mode-streaming 0.7.1, aiokafka 0.14.0. Each
 # patch replaces or wraps one private function of those versions; re-check them on upgrade.

@@ -457,6 +457,8 @@ async def simulate(
             if not due:
                 break  # every chat is scripted and sent
             at, _, item = heapq.heappop(due)
+            if at >= deadline:
+                break  # the rest is due after the end (a returning visit): not waited for, not sent
             await asyncio.sleep(max(0.0, at - time.time()))
             await slots.acquire()
             task = asyncio.create_task(_deliver(client, url, item, options, summary, slots, delivered))

@@ -22,10 +22,16 @@ from typing import Any
 import faust
 import msgspec
 from aiokafka import TopicPartition
+from aiokafka.errors import KafkaError
 from aiokafka.partitioner import murmur2
 
 from messagehooks.deadletter import encode_original
-from messagehooks.kafka_compat import commit_transactions, serialize_commits, transaction_source
+from messagehooks.kafka_compat import (
+    commit_transactions,
+    serialize_commits,
+    track_table_topic,
+    transaction_source,
+)
 from messagehooks.schema import DeadLetterRecord, decode_message, encode_dead_letter
 from messagehooks.settings import Settings
 from streams.idle import caught_up_partitions, next_offset, sweep
@@ -245,6 +251,12 @@ def register_agents(app: faust.App, settings: Settings) -> StreamStats:
         for partition in set(assigned_at) - partitions:
             del assigned_at[partition]
             processed.pop(partition, None)
+        # Every state write needs an assignment: make sure the producer can place them first.
+        changelog = chats.changelog_topic.get_topic_name()
+        try:
+            await track_table_topic(app.producer, changelog)
+        except KafkaError as exc:  # the next assignment tries again
+            logger.warning("no metadata for the changelog %s yet: %s", changelog, exc)
 
     @app.on_rebalance_complete.connect  # type: ignore[arg-type]  # mode types receivers as taking *args
     async def resume_open_chats(_app: Any, **_: Any) -> None:

@@ -61,6 +61,11 @@ MAX_CACHED_DATES = 8
 INCARNATION_CHECK_SECONDS = 2.0
 """How often a running sink asks whether a topic it reads was deleted and created again."""
 
+METADATA_MAX_AGE_MS = 5_000
+"""How old the consumer's topic metadata may get. A topic the consumer saw deleted is left out of
+its assignment until a refresh shows it again: aiokafka's default (5 min) left a topic created
+again unread for minutes on Kafka (Tansu creates a topic when a Metadata request names it)."""
+
 
 @dataclass
 class SinkStats:
@@ -299,12 +304,15 @@ class DatasetSink:
             fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
             # Only committed transactions (a worker with exactly_once); Tansu has no transactions.
             isolation_level="read_uncommitted" if tansu_fixes(self.settings) else "read_committed",
+            metadata_max_age_ms=METADATA_MAX_AGE_MS,
         )
         self._consumer = consumer
         self._lookup = TopicIncarnations(self.settings.bootstrap)
         consumer.subscribe(list(self.tables), listener=_Listener(self))
         self._report(healthy_now("started"))
-        await consumer.start()
+        if not await _start_unless_stopped(consumer, stop):
+            self._lookup = None
+            return
         logger.info("dataset sink started", extra={"root": self.root, "group": self.settings.sink_group})
         last_log = time.monotonic()
         drain_until: float | None = None
@@ -337,6 +345,9 @@ class DatasetSink:
             await self.flush(force=True)
         finally:
             await consumer.stop()
+            # librdkafka's client closes its connections only when dropped: a broker stopped
+            # after this sink (the embedded one waits for its clients) is not kept waiting.
+            self._lookup = None
 
     async def _caught_up(self, consumer: AIOKafkaConsumer) -> bool:
         """Whether every partition this sink owns is read to its high watermark (last fetch).
@@ -656,6 +667,7 @@ class DatasetSink:
             return
         topics = {tp.topic for tps in by_table.values() for tp in tps}
         self._incarnations.update(await self._lookup_incarnations(topics))
+        from_start: list[TopicPartition] = []
         for table, tps in by_table.items():
             incarnation = self._incarnations.get(tps[0].topic)
             ids = [app_id(self.settings.sink_group, tp, incarnation or "") for tp in tps]
@@ -672,7 +684,7 @@ class DatasetSink:
                     )
                     version = None
                 if version is None:
-                    await consumer.seek_to_beginning(tp)
+                    from_start.append(tp)
                 else:
                     consumer.seek(tp, version)
                 self._positions[tp] = version or 0
@@ -688,6 +700,10 @@ class DatasetSink:
                         else "the start (no offset recorded for this incarnation of the topic)",
                     },
                 )
+        if from_start:
+            # One request for all: each call waits for the fetcher's turn (up to a fetch's wait),
+            # and a slow assignment on Kafka outlasted the session (the member was expelled).
+            await consumer.seek_to_beginning(*from_start)
 
     async def _lookup_incarnations(self, topics: Iterable[str]) -> dict[str, str | None]:
         """The topics' incarnations now (None where unknown: their offsets are then not recorded)."""
@@ -766,6 +782,33 @@ class DatasetSink:
 def _describe(exc: BaseException) -> str:
     """One line naming an error: its type and message."""
     return f"{type(exc).__name__}: {str(exc)[:300]}"
+
+
+def index_key(table: TableName) -> str:
+    """The id column of `table`."""
+    return store.SPECS[table].key
+
+
+async def _start_unless_stopped(consumer: AIOKafkaConsumer, stop: asyncio.Event) -> bool:
+    """Start `consumer`, or give up and close it when `stop` is set first (then False).
+
+    aiokafka's `start` waits until every subscribed topic exists. Kafka does not create them on
+    request (Tansu does): a sink started before `messagehooks topics` ignored Ctrl-C and SIGTERM.
+    """
+    starting = asyncio.ensure_future(consumer.start())
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait([starting, stopping], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+    if not starting.done():
+        starting.cancel()
+        await asyncio.wait([starting])
+        await consumer.stop()
+        logger.info("dataset sink stopped before its topics existed")
+        return False
+    starting.result()  # raises what the start raised
+    return True
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships no type hints

@@ -72,6 +72,15 @@ def broker(request: pytest.FixtureRequest) -> EmbeddedBroker | KafkaBroker:
     return running
 
 
+@pytest.fixture(params=["tansu", "kafka"])
+def engine(request: pytest.FixtureRequest) -> str:
+    """Each engine's name in turn, for a test that starts its own broker or stack (`up`, `broker`)."""
+    if request.param == "kafka":
+        kafka_engine()
+    name: str = request.param
+    return name
+
+
 @pytest.fixture
 def unique() -> str:
     """A unique suffix for topic prefixes and group ids (Tansu freezes a group's settings)."""

@@ -1,4 +1,4 @@
-"""examples/consume_turn_pairs.py, run as a subscriber would run it, against the embedded broker."""
+"""examples/consume_turn_pairs.py, run as a subscriber would run it, against a broker of each engine."""
 
 import ast
 import asyncio

@@ -12,7 +12,7 @@ from ingest.app import create_app
 from ingest.publisher import InMemoryPublisher
 from ingest.ratelimit import RateLimiter
 from messagehooks.settings import load_settings
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, broker_env
 from tests.integration.processes import IngestProcess
 
 HOOKS = json.dumps([{"name": "a", "token": "tok-a"}, {"name": "b", "token": "tok-b"}])
@@ -95,7 +95,7 @@ def test_half_a_request_per_second_accepts_the_first_and_names_the_wait():
 @pytest.mark.integration
 def test_a_body_sent_too_slowly_gets_408_and_its_connection_closed(broker, unique, tmp_path):
     env = {
-        "MESSAGEHOOKS_BROKER_PORT": str(broker.port),
+        **broker_env(broker),
         "MESSAGEHOOKS_TOPIC_PREFIX": f"lim{unique}.",
         "MESSAGEHOOKS_DATA_DIR": str(tmp_path),
         "MESSAGEHOOKS_REQUEST_TIMEOUT": "1",

@@ -18,7 +18,7 @@ def test_ingest_moves_a_corrupt_spool_aside_and_serves(broker, unique, tmp_path)
     spool.parent.mkdir()
     garbage = b"\x00this spool was overwritten\xff" * 300
     spool.write_bytes(garbage)
-    ingest = IngestProcess(_env(broker.port, f"cs{unique}.", tmp_path), tmp_path / "ingest.log").start()
+    ingest = IngestProcess(_env(broker, f"cs{unique}.", tmp_path), tmp_path / "ingest.log").start()
     try:
         ingest.wait_ready()
         assert _post(ingest, "docs", BUTTON_BODY).status_code == 200

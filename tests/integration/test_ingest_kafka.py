@@ -1,4 +1,4 @@
-"""The ingest as a real uvicorn process against the real embedded broker."""
+"""The ingest as a real uvicorn process against a real broker of each engine."""
 
 import asyncio
 import json
@@ -10,7 +10,9 @@ import httpx
 import pytest
 
 from messagehooks.broker import EmbeddedBroker, free_port
-from tests.conftest import FIXTURES
+from messagehooks.kafka_broker import KafkaBroker
+from tests.conftest import FIXTURES, broker_env
+from tests.integration.engines import durable, own_broker
 from tests.integration.kafka_read import read_topic
 from tests.integration.processes import IngestProcess
 
@@ -22,10 +24,10 @@ BUTTON_BODY = (FIXTURES / "body_button_customer_docs.json").read_bytes()
 AGENT_MESSAGE = json.loads((FIXTURES / "message_text_agent_real.json").read_bytes())
 
 
-def _env(broker_port: int, prefix: str, data_dir) -> dict[str, str]:
+def _env(broker: EmbeddedBroker | KafkaBroker, prefix: str, data_dir) -> dict[str, str]:
     hooks = [{"name": "docs", "channel": 761536, "token": TOKEN}, {"name": "live", "tokens": [TOKEN]}]
     return {
-        "MESSAGEHOOKS_BROKER_PORT": str(broker_port),
+        **broker_env(broker),
         "MESSAGEHOOKS_TOPIC_PREFIX": prefix,
         "MESSAGEHOOKS_PARTITIONS": "3",
         "MESSAGEHOOKS_DATA_DIR": str(data_dir),
@@ -36,7 +38,7 @@ def _env(broker_port: int, prefix: str, data_dir) -> dict[str, str]:
 
 @pytest.fixture
 def ingest(broker, unique, tmp_path):
-    process = IngestProcess(_env(broker.port, f"t{unique}.", tmp_path), tmp_path / "ingest.log").start()
+    process = IngestProcess(_env(broker, f"t{unique}.", tmp_path), tmp_path / "ingest.log").start()
     process.wait_ready()
     process.prefix = f"t{unique}."
     yield process
@@ -152,10 +154,10 @@ def _chat_messages(chat: int, count: int) -> list[bytes]:
     ]  # fmt: skip
 
 
-def test_spool_takes_over_while_the_broker_is_down(unique, tmp_path):
+def test_spool_takes_over_while_the_broker_is_down(engine, unique, tmp_path):
     port = free_port()
-    broker = EmbeddedBroker(port).start()
-    ingest = IngestProcess(_env(port, f"s{unique}.", tmp_path), tmp_path / "ingest.log").start()
+    broker = own_broker(engine, port, tmp_path / "broker").start()
+    ingest = IngestProcess(_env(broker, f"s{unique}.", tmp_path), tmp_path / "ingest.log").start()
     try:
         ingest.wait_ready()
         bodies = _chat_messages(7, 12)
@@ -166,22 +168,26 @@ def test_spool_takes_over_while_the_broker_is_down(unique, tmp_path):
         readiness = httpx.get(f"{ingest.url}/readyz")
         assert (readiness.status_code, readiness.json()["status"]) == (503, "degraded")
         assert "messagehooks_spool_depth" in httpx.get(f"{ingest.url}/metrics").text
-        # A fresh in-memory broker on the same port: the topics are re-created, the spool forwarded.
-        broker = EmbeddedBroker(port).start()
+        # The broker back on the same port: Tansu empty (the topics are created again), Kafka
+        # with its log (the first message is still there); the spool is forwarded.
+        broker = own_broker(engine, port, tmp_path / "broker").start()
         ingest.wait_ready()
-        records = asyncio.run(read_topic(broker.bootstrap, f"s{unique}.messages", expect=11))
+        kept = ["spool-7-0"] if durable(broker) else []
+        records = asyncio.run(
+            read_topic(broker.bootstrap, f"s{unique}.messages", expect=11 + len(kept), distinct="message_id")
+        )
         # The request in flight when the broker died may also be delivered by the producer's own
         # retry (at-least-once; the id makes it one message downstream). Order is kept.
-        assert _first_occurrences(records) == [f"spool-7-{i}" for i in range(1, 12)]
+        assert _first_occurrences(records) == [*kept, *(f"spool-7-{i}" for i in range(1, 12))]
     finally:
         ingest.stop()
         broker.stop()
 
 
-def test_kill9_after_a_2xx_loses_nothing(unique, tmp_path):
+def test_kill9_after_a_2xx_loses_nothing(engine, unique, tmp_path):
     port = free_port()
-    broker = EmbeddedBroker(port).start()
-    env = _env(port, f"k{unique}.", tmp_path)
+    broker = own_broker(engine, port, tmp_path / "broker").start()
+    env = _env(broker, f"k{unique}.", tmp_path)
     ingest = IngestProcess(env, tmp_path / "ingest.log").start()
     try:
         ingest.wait_ready()
@@ -197,11 +203,14 @@ def test_kill9_after_a_2xx_loses_nothing(unique, tmp_path):
         broker.stop()
         assert [_post(ingest, "docs", b).status_code for b in bodies[1:]] == [202, 202, 202]
         ingest.kill9()
-        broker = EmbeddedBroker(port).start()
+        broker = own_broker(engine, port, tmp_path / "broker").start()
         ingest = IngestProcess(env, tmp_path / "ingest.log").start()
         ingest.wait_ready()
-        records = asyncio.run(read_topic(broker.bootstrap, f"k{unique}.messages", expect=3))
-        assert _first_occurrences(records) == ["spool-9-1", "spool-9-2", "spool-9-3"]
+        kept = ["spool-9-0"] if durable(broker) else []  # Kafka's log survives its restart
+        records = asyncio.run(
+            read_topic(broker.bootstrap, f"k{unique}.messages", expect=3 + len(kept), distinct="message_id")
+        )
+        assert _first_occurrences(records) == [*kept, "spool-9-1", "spool-9-2", "spool-9-3"]
     finally:
         ingest.stop()
         broker.stop()
@@ -213,11 +222,7 @@ def _first_occurrences(records: list[dict]) -> list[str]:
 
 def test_tail_pretty_prints_a_chats_records(ingest, broker):
     assert _post(ingest, "docs", BUTTON_BODY).status_code == 200
-    env = {
-        **os.environ,
-        "MESSAGEHOOKS_BROKER_PORT": str(broker.port),
-        "MESSAGEHOOKS_TOPIC_PREFIX": ingest.prefix,
-    }
+    env = {**os.environ, **broker_env(broker), "MESSAGEHOOKS_TOPIC_PREFIX": ingest.prefix}
     env.pop("MESSAGEHOOKS_KAFKA_BOOTSTRAP", None)
     command = [
         sys.executable,

@@ -9,6 +9,7 @@ import pytest
 from messagehooks import broker as broker_module
 from messagehooks.broker import EmbeddedBroker, api_versions_round_trip, cluster_id, free_port
 from messagehooks.errors import PortUnavailable
+from messagehooks.kafka_broker import KafkaBroker
 
 pytestmark = pytest.mark.integration
 
@@ -30,6 +31,8 @@ def _dead(pid: int) -> bool:
 
 
 def test_start_answers_kafka_and_stop_frees_the_port():
+    """EmbeddedBroker's own start and stop, so Tansu only (tests/engines/test_kafka_engine.py
+    starts and stops KafkaBroker)."""
     port = free_port()
     with EmbeddedBroker(port) as broker:
         assert api_versions_round_trip("127.0.0.1", port)
@@ -43,6 +46,8 @@ def test_start_answers_kafka_and_stop_frees_the_port():
 
 @pytest.mark.skipif(sys.platform != "linux", reason="PR_SET_PDEATHSIG is Linux-only")
 def test_broker_dies_with_a_killed_parent():
+    """EmbeddedBroker's child process, so Tansu only (tests/engines/test_kafka_engine.py has the
+    same for the Kafka JVM)."""
     parent = subprocess.Popen(
         [sys.executable, "-c", _PARENT], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )
@@ -59,21 +64,23 @@ def test_broker_dies_with_a_killed_parent():
         pytest.fail("the broker outlived its SIGKILLed parent")
 
 
-def test_cluster_id_is_the_one_the_broker_was_started_with(tansu):
-    assert cluster_id("127.0.0.1", tansu.port) == tansu.cluster_id
+def test_cluster_id_is_the_one_the_broker_was_started_with(broker):
+    assert cluster_id("127.0.0.1", broker.port) == broker.cluster_id
     assert cluster_id("127.0.0.1", free_port(), timeout=0.5) is None
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="names the holder from /proc (Linux only)")
-def test_start_on_a_port_another_broker_holds_names_it(tansu):
-    second = EmbeddedBroker(tansu.port)
+def test_start_on_a_port_another_broker_holds_names_it(broker):
+    """An EmbeddedBroker (Tansu) started on the port of another stack's broker, of either engine."""
+    second = EmbeddedBroker(broker.port)
     with pytest.raises(PortUnavailable) as raised:
         second.start()
-    assert f"port {tansu.port} " in str(raised.value)
-    assert f"pid {tansu.pid}: tansu" in str(raised.value)
+    program = "java" if isinstance(broker, KafkaBroker) else "tansu"
+    assert f"port {broker.port} " in str(raised.value)
+    assert f"pid {broker.pid}: {program}" in str(raised.value)
     assert "MESSAGEHOOKS_BROKER_PORT" in str(raised.value)
     assert second.pid is None  # nothing left running
-    assert cluster_id("127.0.0.1", tansu.port) == tansu.cluster_id  # the other broker is untouched
+    assert cluster_id("127.0.0.1", broker.port) == broker.cluster_id  # the other broker is untouched
 
 
 def test_readiness_refuses_a_broker_of_another_cluster(broker, tmp_path, monkeypatch):

@@ -13,9 +13,11 @@ import pytest
 
 from messagehooks.broker import free_port
 from messagehooks.cli import main
+from messagehooks.kafka_broker import brokers_on
 from messagehooks.settings import SETTINGS_HELP
 from tests.factories import landbot_body, landbot_message
 from tests.integration.kafka_read import read_topic
+from tests.integration.processes import listening_addresses
 
 
 @pytest.fixture(autouse=True)
@@ -95,9 +97,10 @@ def _dataset_stats(data_dir: Path) -> dict:
     return json.loads(out)
 
 
-def test_up_serves_writes_the_dataset_and_ctrl_c_stops_everything(tmp_path):
+def test_up_serves_writes_the_dataset_and_ctrl_c_stops_everything(engine, tmp_path):
     port, broker_port = free_port(), free_port()
     env = {**os.environ, "MESSAGEHOOKS_PORT": str(port), "MESSAGEHOOKS_BROKER_PORT": str(broker_port)}
+    env["MESSAGEHOOKS_BROKER_ENGINE"] = engine
     env.pop("MESSAGEHOOKS_KAFKA_BOOTSTRAP", None)
     # Free metrics ports too: `up` refuses taken ones, and parallel runs would share 9101/9102.
     env["MESSAGEHOOKS_WORKER_METRICS_PORT"] = str(free_port())
@@ -110,13 +113,14 @@ def test_up_serves_writes_the_dataset_and_ctrl_c_stops_everything(tmp_path):
             env=env, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True,
         )  # fmt: skip
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # the kafka engine starts a JVM first
         while time.monotonic() < deadline:
             try:
                 if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
                     break
             except httpx.TransportError:
-                time.sleep(0.1)
+                pass
+            time.sleep(0.1)
         # Bot, customer, bot, bot, 20 s apart in event time: the third message is sealed past the
         # default 10 s lateness, which completes the customer's turn: one pair from up's worker.
         now = time.time()
@@ -129,7 +133,7 @@ def test_up_serves_writes_the_dataset_and_ctrl_c_stops_everything(tmp_path):
         (pair,) = asyncio.run(read_topic(bootstrap, "landbot.turn-pairs", expect=1, timeout=60))
         assert (pair["prompt_role"], pair["response_role"], pair["chat_id"]) == ("bot", "customer", "77")
         # ... and up's dataset sink commits the messages and the pair to Delta.
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         tables = _dataset_stats(tmp_path / "fresh" / "data")["tables"]
         while (tables["messages"]["rows"], tables["turn_pairs"]["rows"]) != (
             4,
@@ -141,20 +145,22 @@ def test_up_serves_writes_the_dataset_and_ctrl_c_stops_everything(tmp_path):
         children = subprocess.run(["pgrep", "-g", str(up.pid)], capture_output=True, text=True).stdout
         assert children  # the supervisor's own group; its children live in their own groups
         up.send_signal(signal.SIGINT)
-        assert up.wait(20) == 0
+        assert up.wait(60) == 0  # Kafka flushes its log on the way out
         assert "messagehooks is up" in log_path.read_text()
         assert "status: requests/s" in log_path.read_text()  # the status line, without a terminal
         for pid_line in subprocess.run(
             ["pgrep", "-f", f"{broker_port}"], capture_output=True, text=True
         ).stdout.split():
             pytest.fail(f"process {pid_line} still runs the broker on port {broker_port}")
+        assert listening_addresses(broker_port) == set()  # no broker of either engine is left
+        assert brokers_on(tmp_path / "fresh" / "data" / "kafka" / "server.properties") == []
         with pytest.raises(httpx.TransportError):
             httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
     finally:
         if up.poll() is None:
             up.send_signal(signal.SIGTERM)  # the supervisor stops its children
             try:
-                up.wait(20)
+                up.wait(60)
             except subprocess.TimeoutExpired:
                 up.kill()  # its children die with it (PR_SET_PDEATHSIG)
                 up.wait()

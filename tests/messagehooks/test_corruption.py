@@ -20,6 +20,7 @@ from messagehooks import store
 from messagehooks.broker import free_port
 from messagehooks.cli import main
 from messagehooks.status import StatusBoard
+from tests.conftest import broker_env
 from tests.factories import landbot_body, landbot_message
 from tests.messagehooks.test_dataset_cli import _one_line_error, _restore_logging  # noqa: F401 - a fixture, used by name
 from tests.messagehooks.test_maintenance import populate
@@ -212,16 +213,16 @@ def _assert_one_line(done: subprocess.CompletedProcess[str], torn_commit: Path) 
 
 
 @pytest.mark.integration
-def test_up_stops_at_start_with_one_line(tmp_path):
+def test_up_stops_at_start_with_one_line(engine, tmp_path):
     data_dir, torn_commit = _torn_data_dir(tmp_path)
-    _assert_one_line(_run(["up", "--no-simulate"], data_dir), torn_commit)
+    _assert_one_line(_run(["up", "--no-simulate"], data_dir, MESSAGEHOOKS_BROKER_ENGINE=engine), torn_commit)
 
 
 @pytest.mark.integration
 def test_sink_stops_at_start_with_one_line(tmp_path, broker, unique):
     data_dir, torn_commit = _torn_data_dir(tmp_path)
     env = {
-        "MESSAGEHOOKS_BROKER_PORT": str(broker.port),
+        **broker_env(broker),
         "MESSAGEHOOKS_TOPIC_PREFIX": f"torn{unique}.",
         "MESSAGEHOOKS_SINK_GROUP": f"torn{unique}",
     }

@@ -14,8 +14,10 @@ from prometheus_client import CollectorRegistry
 
 from messagehooks.broker import free_port
 from messagehooks.errors import PortUnavailable
+from messagehooks.kafka_broker import KafkaBroker
 from messagehooks.ports import Listener, bind, ensure_free, port_holder
 from streams.metrics import serve
+from tests.conftest import broker_env, kafka_engine
 from tests.integration.processes import PortHolder, listening_addresses
 
 linux_only = pytest.mark.skipif(sys.platform != "linux", reason="reads /proc (Linux only)")
@@ -32,10 +34,11 @@ def holder():
     held.close()
 
 
-def _stack_env(tmp_path: Path, **ports: int) -> dict[str, str]:
-    """Environment of a CLI run: every port of the stack free, except those given."""
+def _stack_env(tmp_path: Path, engine: str = "tansu", **ports: int) -> dict[str, str]:
+    """Environment of a CLI run on `engine`: every port of the stack free, except those given."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MESSAGEHOOKS_")}
     env["MESSAGEHOOKS_DATA_DIR"] = str(tmp_path / "data")
+    env["MESSAGEHOOKS_BROKER_ENGINE"] = engine
     for name in ("BROKER_PORT", "PORT", "WORKER_METRICS_PORT", "SINK_METRICS_PORT"):
         env[f"MESSAGEHOOKS_{name}"] = str(ports.get(name) or free_port())
     return env
@@ -58,31 +61,41 @@ def _one_error_line(result: subprocess.CompletedProcess[str]) -> str:
     return line
 
 
+TAKEN_PORTS = [
+    (["broker"], "BROKER_PORT", "MESSAGEHOOKS_BROKER_PORT or --port"),
+    (["ingest"], "PORT", "MESSAGEHOOKS_PORT or --port"),
+    (["worker"], "WORKER_METRICS_PORT", "MESSAGEHOOKS_WORKER_METRICS_PORT or --worker-metrics-port"),
+    (["sink"], "SINK_METRICS_PORT", "MESSAGEHOOKS_SINK_METRICS_PORT or --sink-metrics-port"),
+    (["up", "--no-simulate"], "BROKER_PORT", "MESSAGEHOOKS_BROKER_PORT or --broker-port"),
+    (["up", "--no-simulate"], "PORT", "MESSAGEHOOKS_PORT or --port"),
+    (
+        ["up", "--no-simulate"],
+        "WORKER_METRICS_PORT",
+        "MESSAGEHOOKS_WORKER_METRICS_PORT or --worker-metrics-port",
+    ),
+    (["up", "--no-simulate"], "SINK_METRICS_PORT", "MESSAGEHOOKS_SINK_METRICS_PORT or --sink-metrics-port"),
+]
+"""A command, the port taken from it, and the settings its error names."""
+
+
+def _with_engines(rows: list[tuple[list[str], str, str]]) -> list[tuple[list[str], str, str, str]]:
+    """Each row on Tansu; the commands that start a broker (`broker`, `up`) on Kafka too."""
+    return [
+        (*row, engine)
+        for row in rows
+        for engine in (("tansu", "kafka") if row[0][0] in ("broker", "up") else ("tansu",))
+    ]
+
+
 @linux_only
 @pytest.mark.integration
-@pytest.mark.parametrize(
-    ("args", "taken", "setting"),
-    [
-        (["broker"], "BROKER_PORT", "MESSAGEHOOKS_BROKER_PORT or --port"),
-        (["ingest"], "PORT", "MESSAGEHOOKS_PORT or --port"),
-        (["worker"], "WORKER_METRICS_PORT", "MESSAGEHOOKS_WORKER_METRICS_PORT or --worker-metrics-port"),
-        (["sink"], "SINK_METRICS_PORT", "MESSAGEHOOKS_SINK_METRICS_PORT or --sink-metrics-port"),
-        (["up", "--no-simulate"], "BROKER_PORT", "MESSAGEHOOKS_BROKER_PORT or --broker-port"),
-        (["up", "--no-simulate"], "PORT", "MESSAGEHOOKS_PORT or --port"),
-        (
-            ["up", "--no-simulate"],
-            "WORKER_METRICS_PORT",
-            "MESSAGEHOOKS_WORKER_METRICS_PORT or --worker-metrics-port",
-        ),
-        (
-            ["up", "--no-simulate"],
-            "SINK_METRICS_PORT",
-            "MESSAGEHOOKS_SINK_METRICS_PORT or --sink-metrics-port",
-        ),
-    ],
-)
-def test_a_taken_port_is_one_line_naming_port_setting_and_holder(args, taken, setting, holder, tmp_path):
-    result = _cli(args, _stack_env(tmp_path, **{taken: holder.port}))
+@pytest.mark.parametrize(("args", "taken", "setting", "engine_name"), _with_engines(TAKEN_PORTS))
+def test_a_taken_port_is_one_line_naming_port_setting_and_holder(
+    args, taken, setting, engine_name, holder, tmp_path
+):
+    if engine_name == "kafka":
+        kafka_engine()
+    result = _cli(args, _stack_env(tmp_path, engine_name, **{taken: holder.port}))
     line = _one_error_line(result)
     assert f"port {holder.port} " in line
     assert setting in line
@@ -94,10 +107,12 @@ def test_a_taken_port_is_one_line_naming_port_setting_and_holder(args, taken, se
 @pytest.mark.integration
 def test_up_on_the_broker_port_of_another_stack_stops_before_joining_it(broker, tmp_path):
     """The reported defect: a second `up` took the first stack's broker for its own."""
-    result = _cli(["up", "--no-simulate", "--broker-port", str(broker.port)], _stack_env(tmp_path))
+    env = _stack_env(tmp_path, broker_env(broker)["MESSAGEHOOKS_BROKER_ENGINE"])  # a stack like ours
+    result = _cli(["up", "--no-simulate", "--broker-port", str(broker.port)], env)
     line = _one_error_line(result)
+    program = "java" if isinstance(broker, KafkaBroker) else "tansu"
     assert f"port {broker.port} (127.0.0.1) for the embedded broker is already in use" in line
-    assert f"held by pid {broker.pid}: tansu" in line
+    assert f"held by pid {broker.pid}: {program}" in line
     assert "MESSAGEHOOKS_BROKER_PORT or --broker-port" in line
     assert not (tmp_path / "data").exists()
 
@@ -120,8 +135,7 @@ def test_up_refuses_one_port_for_two_servers(tmp_path):
 )
 def test_metrics_servers_listen_on_the_configured_host_only(command, variable, broker, tmp_path):
     port = free_port()
-    env = _stack_env(tmp_path, **{variable: port})
-    env["MESSAGEHOOKS_BROKER_PORT"] = str(broker.port)  # they start; nothing is produced
+    env = _stack_env(tmp_path, **{variable: port}) | broker_env(broker)  # they start; nothing is produced
     env["MESSAGEHOOKS_TOPIC_PREFIX"] = f"ports{port}."
     env["MESSAGEHOOKS_WORKER_ID"] = env["MESSAGEHOOKS_SINK_GROUP"] = f"ports{port}"
     process = subprocess.Popen(

@@ -12,6 +12,7 @@ from messagehooks.broker import free_port
 from messagehooks.cli import main
 from messagehooks.errors import ConfigError
 from messagehooks.replay import USER_AGENT, Delivery, MalformedLine, parse_line, replay
+from tests.conftest import broker_env
 from tests.factories import landbot_body, landbot_message
 from tests.integration.kafka_read import read_topic
 from tests.integration.processes import IngestProcess
@@ -281,7 +282,7 @@ def test_cli_requires_url(tmp_path, capsys):
 def ingest(broker, unique, tmp_path):
     hooks = [{"name": "docs", "channel": 761536, "token": TOKEN}]
     env = {
-        "MESSAGEHOOKS_BROKER_PORT": str(broker.port),
+        **broker_env(broker),
         "MESSAGEHOOKS_TOPIC_PREFIX": f"r{unique}.",
         "MESSAGEHOOKS_PARTITIONS": "3",
         "MESSAGEHOOKS_DATA_DIR": str(tmp_path),

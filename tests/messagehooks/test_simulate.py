@@ -17,6 +17,7 @@ from messagehooks.cli import main
 from messagehooks.errors import ConfigError
 from messagehooks.settings import Hook
 from messagehooks.simulate import DROPOFF, LANGUAGES, SimulationOptions, chat_script, simulate
+from tests.conftest import broker_env
 from tests.integration.kafka_read import read_topic
 from tests.integration.processes import IngestProcess
 
@@ -131,10 +132,34 @@ def test_a_failed_delivery_is_retried_with_the_same_body_and_trace():
     assert "1 retries" in out.getvalue()
 
 
+def test_a_visit_due_after_the_duration_is_not_sent():
+    """The simulation waited for a returning customer's visit due after `duration` (two hours later
+    at --time-scale 1) and sent it: `--duration 1` ran for as long as the visit took to come."""
+    sent: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.extend(m["_raw"]["uuid"] for m in json.loads(request.content)["messages"])
+        return httpx.Response(200)
+
+    # Every customer comes back, 3 s (scaled) after the first visit: after the 1 s the run lasts.
+    options = SimulationOptions(
+        chats=2, rate=1000, duration=1, seed=4, returning=1.0, returning_after=3000, time_scale=0.001
+    )
+    summary = asyncio.run(
+        simulate(options, "http://sim/hooks/x", out=io.StringIO(), transport=httpx.MockTransport(handler))
+    )
+    scripts = [chat_script(options, i) for i in range(summary.chats)]
+    first_visits = {m.message["_raw"]["uuid"] for c in scripts for m in c.messages if m.at < 3000}
+    assert summary.chats == 2
+    assert all(c.returning for c in scripts)
+    assert set(sent) == first_visits
+    assert summary.messages == len(first_visits) < sum(len(c.messages) for c in scripts)
+
+
 @pytest.mark.integration
 def test_simulated_traffic_reaches_the_messages_topic(broker, unique, tmp_path):
     env = {
-        "MESSAGEHOOKS_BROKER_PORT": str(broker.port),
+        **broker_env(broker),
         "MESSAGEHOOKS_TOPIC_PREFIX": f"sim{unique}.",
         "MESSAGEHOOKS_DATA_DIR": str(tmp_path),
     }
@@ -180,7 +205,8 @@ def test_each_cli_run_sends_new_ids_unless_a_seed_is_given(capsys):
         for seed in ([], [], ["--seed", "5"], ["--seed", "5"]):
             received.clear()
             args = ["simulate", "--url", url, "--chats", "3", "--rate", "200", "--time-scale", "0.001"]
-            assert main([*args, "--duration", "1", *seed]) == 0
+            # A returning visit comes 7.2 s later: after the run, whose chats take well under 5 s.
+            assert main([*args, "--duration", "5", *seed]) == 0
             runs.append(set(received))
     finally:
         server.shutdown()

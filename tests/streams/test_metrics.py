@@ -14,7 +14,9 @@ from messagehooks.kafka import ensure_project_topics, make_producer
 from messagehooks.schema import encode_message
 from messagehooks.settings import Settings
 from streams.sink import DatasetSink
+from tests.conftest import broker_env
 from tests.factories import message
+from tests.integration.engines import own_settings
 from tests.integration.processes import WorkerProcess
 
 pytestmark = pytest.mark.integration
@@ -44,10 +46,10 @@ async def _produce(settings: Settings, count: int) -> None:
 
 def test_worker_serves_counts_open_conversations_and_lag(broker, unique, tmp_path):
     port = free_port()
-    settings = Settings(kafka_bootstrap=broker.bootstrap, topic_prefix=f"mt{unique}.", partitions=3)
+    settings = own_settings(broker, topic_prefix=f"mt{unique}.", partitions=3)
     asyncio.run(ensure_project_topics(settings))
     env = {
-        "MESSAGEHOOKS_BROKER_PORT": str(broker.port),
+        **broker_env(broker),
         "MESSAGEHOOKS_TOPIC_PREFIX": settings.topic_prefix,
         "MESSAGEHOOKS_PARTITIONS": "3",
         "MESSAGEHOOKS_WORKER_ID": f"mw{unique}",
@@ -80,8 +82,8 @@ def test_worker_serves_counts_open_conversations_and_lag(broker, unique, tmp_pat
 
 
 async def test_sink_counts_rows_commits_and_end_to_end_delay(broker, unique, tmp_path):
-    settings = Settings(
-        kafka_bootstrap=broker.bootstrap,
+    settings = own_settings(
+        broker,
         topic_prefix=f"ms{unique}.",
         partitions=3,
         data_dir=tmp_path,

@@ -19,6 +19,7 @@ from messagehooks.settings import Settings
 from streams.records import encode_record
 from streams.sink import DatasetSink
 from tests.factories import BASE_TS, example_chat, message
+from tests.integration.engines import own_settings
 
 pytestmark = pytest.mark.integration
 
@@ -31,8 +32,8 @@ class Crash(Exception):
 
 @pytest.fixture
 def settings(broker, unique, tmp_path) -> Settings:
-    settings = Settings(
-        kafka_bootstrap=broker.bootstrap,
+    settings = own_settings(
+        broker,
         topic_prefix=f"sk{unique}.",
         partitions=3,
         data_dir=tmp_path,
@@ -48,9 +49,10 @@ def settings(broker, unique, tmp_path) -> Settings:
 async def _produce(settings: Settings, records: list[tuple[str, bytes, bytes]]) -> None:
     producer = make_producer(settings.bootstrap)
     await producer.start()
-    try:
-        for topic, key, value in records:
-            await producer.send_and_wait(topic, value=value, key=key)
+    try:  # all in flight at once, acknowledged before returning
+        await asyncio.gather(
+            *[await producer.send(topic, value=value, key=key) for topic, key, value in records]
+        )
     finally:
         await producer.stop()
 
@@ -319,3 +321,14 @@ async def test_a_graceful_stop_reads_the_topics_to_their_end(settings):
     stop.set()  # the last records are published (acknowledged), not necessarily read yet
     await asyncio.wait_for(task, 30)
     assert sorted(_ids(settings)) == sorted(f"id-{i}" for i in range(1010))
+
+
+async def test_a_sink_waiting_for_its_topics_stops_when_asked(broker, unique, tmp_path):
+    """Kafka does not create the topics a consumer asks for: a sink started before `messagehooks
+    topics` waits for them in its start, and ignored Ctrl-C there (Tansu creates them: it starts)."""
+    settings = own_settings(broker, topic_prefix=f"none{unique}.", data_dir=tmp_path, sink_group=f"n{unique}")
+    stop = asyncio.Event()
+    task = asyncio.create_task(DatasetSink(settings).run(stop))
+    await asyncio.wait([task], timeout=2)  # it is starting (on Kafka: waiting for the topics)
+    stop.set()
+    await asyncio.wait_for(task, 30)  # without the fix aiokafka gave up after 40 s, with an error

@@ -2,7 +2,8 @@
 
 Reproduces the loss found by running the stack as a user: a data dir written from one embedded
 broker, a fresh broker taking new traffic before the sink starts, and the sink seeking the new
-topic to the old offset (300 of 400 acknowledged messages skipped for good).
+topic to the old offset (300 of 400 acknowledged messages skipped for good). Each engine: on
+Kafka, a fresh broker is a new cluster (new storage), as after its data was lost.
 """
 
 import asyncio
@@ -12,20 +13,22 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 from messagehooks import store
-from messagehooks.broker import EmbeddedBroker
+from messagehooks.broker import EmbeddedBroker, free_port
 from messagehooks.kafka import TopicIncarnations, ensure_project_topics, make_producer
+from messagehooks.kafka_broker import KafkaBroker
 from messagehooks.schema import encode_message
 from messagehooks.settings import Settings
 from streams.sink import DatasetSink
 from streams.tables import incarnation_tag
 from tests.factories import BASE_TS, message
+from tests.integration.engines import own_broker, own_settings
 
 pytestmark = pytest.mark.integration
 
 
-def _settings(bootstrap: str, data_dir, unique: str, partitions: int = 1) -> Settings:
-    return Settings(
-        kafka_bootstrap=bootstrap,
+def _settings(broker: EmbeddedBroker | KafkaBroker, data_dir, unique: str, partitions: int = 1) -> Settings:
+    return own_settings(
+        broker,
         topic_prefix=f"inc{unique}.",
         partitions=partitions,
         data_dir=data_dir,
@@ -39,9 +42,11 @@ async def _produce_messages(settings: Settings, ids: list[str], start_ts: float)
     producer = make_producer(settings.bootstrap)
     await producer.start()
     try:
-        for i, message_id in enumerate(ids):
+        sends = []
+        for i, message_id in enumerate(ids):  # all in flight at once, acknowledged before returning
             m = message(chat="c1", ts=start_ts + i, body=f"hello {message_id}", message_id=message_id)
-            await producer.send_and_wait(settings.topics.messages, value=encode_message(m), key=b"c1")
+            sends.append(await producer.send(settings.topics.messages, value=encode_message(m), key=b"c1"))
+        await asyncio.gather(*sends)
     finally:
         await producer.stop()
 
@@ -67,11 +72,11 @@ async def _sink_until(settings: Settings, rows: int, timeout: float = 40.0, duri
     return sink
 
 
-async def test_traffic_on_a_fresh_broker_before_the_sink_starts_is_all_written(tmp_path, unique):
+async def test_traffic_on_a_fresh_broker_before_the_sink_starts_is_all_written(engine, tmp_path, unique):
     old = [f"old-{i}" for i in range(300)]
     new = [f"new-{i}" for i in range(400)]
-    with EmbeddedBroker() as first:
-        settings = _settings(first.bootstrap, tmp_path, unique)
+    with own_broker(engine, free_port(), tmp_path / "first-broker") as first:
+        settings = _settings(first, tmp_path, unique)
         await ensure_project_topics(settings)
         await _produce_messages(settings, old, BASE_TS)
         await _sink_until(settings, len(old))
@@ -79,8 +84,8 @@ async def test_traffic_on_a_fresh_broker_before_the_sink_starts_is_all_written(t
 
     # A fresh broker (its topics start at offset 0 again) takes more records than the old
     # offset (300) before the sink starts on the same data dir.
-    with EmbeddedBroker() as second:
-        settings = _settings(second.bootstrap, tmp_path, unique)
+    with own_broker(engine, free_port(), tmp_path / "second-broker") as second:
+        settings = _settings(second, tmp_path, unique)
         await ensure_project_topics(settings)
         await _produce_messages(settings, new, BASE_TS + len(old))
         sink = await _sink_until(settings, len(old) + len(new))
@@ -93,7 +98,7 @@ async def test_traffic_on_a_fresh_broker_before_the_sink_starts_is_all_written(t
 async def test_a_topic_deleted_and_created_again_under_a_running_sink_is_read_from_its_start(
     broker, tmp_path, unique
 ):
-    settings = _settings(broker.bootstrap, tmp_path, unique, partitions=2)
+    settings = _settings(broker, tmp_path, unique, partitions=2)
     await ensure_project_topics(settings)
     before = [f"before-{i}" for i in range(50)]
     after = [f"after-{i}" for i in range(80)]
@@ -120,7 +125,7 @@ async def test_a_topic_deleted_and_created_again_under_a_running_sink_is_read_fr
 
 
 def test_an_incarnation_names_the_cluster_and_changes_when_the_topic_is_created_again(broker, unique):
-    settings = _settings(broker.bootstrap, None, unique)
+    settings = _settings(broker, None, unique)
     asyncio.run(ensure_project_topics(settings))
     lookup = TopicIncarnations(settings.bootstrap)
     topic = settings.topics.messages
