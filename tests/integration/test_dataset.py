@@ -134,7 +134,9 @@ def test_post_to_every_table_and_backfill_equals_the_stream(pipeline, tmp_path):
     with httpx.Client(base_url=ingest.url, timeout=10) as client:
         assert client.post("/hooks/default", json=bad).status_code == 200
 
-    unique_ids = {(str(m["_raw"]["chat"]).strip(), m["_raw"]["uuid"]) for m in messages} | {("990002", "v-1")}
+    chat = settings.pseudonyms.chat  # the salted pseudonym every record carries for a chat id
+    unique_ids = {(chat(str(m["_raw"]["chat"]).strip()), m["_raw"]["uuid"]) for m in messages}
+    unique_ids |= {(chat("990002"), "v-1")}
     published = _published(settings, len(bodies) + 1)
     pairs, conversations = _expected_pairs(published)
 
@@ -144,8 +146,10 @@ def test_post_to_every_table_and_backfill_equals_the_stream(pipeline, tmp_path):
     got_dead = _wait_rows(settings, "dead_letters", 1)
 
     assert sorted((r["chat_id"], r["message_id"]) for r in got_messages) == sorted(unique_ids)
-    assert sorted(r["chat_id"] for r in got_messages if r["message_id"] == "shared") == ["990003", "990004"]
-    spaced = next(p for p in got_pairs if p["chat_id"] == "990005")
+    assert sorted(r["chat_id"] for r in got_messages if r["message_id"] == "shared") == sorted(
+        [chat("990003"), chat("990004")]
+    )
+    spaced = next(p for p in got_pairs if p["chat_id"] == chat("990005"))
     assert (spaced["prompt_text"], spaced["response_text"]) == ("question", "answer")
     assert not any(r["late"] for r in got_messages)
     assert sorted(r["pair_id"] for r in got_pairs) == sorted(pairs)
