@@ -46,7 +46,8 @@ def masker_at(revision: str) -> Masker:
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.mask_pii  # type: ignore[no-any-return]
+    masker: Masker = module.mask_pii
+    return masker
 
 
 def found(masked: str, before: str, after: str) -> bool:

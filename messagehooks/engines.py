@@ -85,5 +85,9 @@ def engine_env(broker: OwnBroker) -> dict[str, str]:
     A child without the engine resolves `auto` by itself (Kafka wherever Java is installed) and
     would switch the Tansu client fixes the wrong way.
     """
-    engine = "kafka" if isinstance(broker, KafkaBroker) else "tansu"
-    return {"MESSAGEHOOKS_BROKER_PORT": str(broker.port), "MESSAGEHOOKS_BROKER_ENGINE": engine}
+    return {"MESSAGEHOOKS_BROKER_PORT": str(broker.port), "MESSAGEHOOKS_BROKER_ENGINE": engine_of(broker)}
+
+
+def engine_of(broker: OwnBroker) -> EngineName:
+    """The engine `broker` runs."""
+    return "kafka" if isinstance(broker, KafkaBroker) else "tansu"

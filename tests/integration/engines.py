@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from messagehooks.broker import EmbeddedBroker
+from messagehooks.engines import engine_of
 from messagehooks.kafka_broker import KafkaBroker
 from messagehooks.settings import Settings
 
@@ -37,5 +38,4 @@ def own_settings(broker: EmbeddedBroker | KafkaBroker, **overrides: Any) -> Sett
     Tansu only. (With `kafka_bootstrap` the cluster is taken for a real Kafka, fixes off, even
     when Tansu answers: a sink then trusted Tansu's wrong end offsets and read everything again.)
     """
-    engine = "kafka" if isinstance(broker, KafkaBroker) else "tansu"
-    return Settings(broker_port=broker.port, broker_engine=engine, **overrides)
+    return Settings(broker_port=broker.port, broker_engine=engine_of(broker), **overrides)

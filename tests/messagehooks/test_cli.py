@@ -78,8 +78,11 @@ def test_no_broker_is_one_error_line_and_exit_2(command):
     env.pop("MESSAGEHOOKS_KAFKA_BOOTSTRAP", None)
     done = subprocess.run(
         [sys.executable, "-m", "messagehooks", *command],
-        env=env, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2
     assert done.stdout == ""
     lines = done.stderr.splitlines()

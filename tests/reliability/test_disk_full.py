@@ -27,9 +27,9 @@ import httpx
 import pytest
 
 from ingest.spool import Record, Spool
-from messagehooks.broker import EmbeddedBroker, free_port
-from messagehooks.kafka_broker import KafkaBroker
+from messagehooks.broker import free_port
 from tests.conftest import kafka_engine
+from tests.integration.engines import own_broker
 from tests.integration.processes import IngestProcess, SinkProcess
 from tests.reliability.up_process import UpProcess, bodies_in, body_of, post_messages
 
@@ -197,20 +197,13 @@ def test_the_spool_takes_records_again_once_the_disk_has_room(small_disk):
     assert len(values) == spool.depth
 
 
-def _own_broker(engine: str, port: int, home: Path) -> EmbeddedBroker | KafkaBroker:
-    """A broker of `engine` on `port`, started: Tansu empty each time, Kafka on its log in `home`."""
-    if engine == "kafka":
-        return KafkaBroker(home, port).start()
-    return EmbeddedBroker(port).start()
-
-
 def test_the_sink_survives_failed_commits_while_the_broker_is_down(small_disk, tmp_path, engine):
     """Commits fail (full disk) and the broker is gone: the rewind cannot reach it. The sink
     must keep running, and write what the next broker brings once the disk has room: on Tansu
     a fresh, empty broker (what the sink could not commit died with the old one); on Kafka the
     same broker again, so those records are written too."""
     port = free_port()
-    broker = _own_broker(engine, port, tmp_path / "kafka")
+    broker = own_broker(engine, port, tmp_path / "kafka").start()
     unique = os.urandom(4).hex()
     env = {
         "MESSAGEHOOKS_BROKER_PORT": str(port),
@@ -241,7 +234,7 @@ def test_the_sink_survives_failed_commits_while_the_broker_is_down(small_disk, t
             broker.stop()  # gone: the sink's rewind finds no broker
             time.sleep(8)
             alive_while_down = sink.alive()
-            broker = _own_broker(engine, port, tmp_path / "kafka")  # Tansu: empty, 50..99 died with it
+            broker = own_broker(engine, port, tmp_path / "kafka").start()  # Tansu: empty, 50..99 died with it
             filler.unlink()
             filler = None
             last = post_messages(ingest.url, range(100, 150), client)
