@@ -78,6 +78,30 @@ def engine(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+def _stall(pid: int, timeout: float = 10.0) -> None:
+    """SIGSTOP `pid` and wait until every thread of it has stopped (a loaded JVM's do not at once:
+    one answered a produce after the signal, and the ingest a 200, in a run under load 15)."""
+    os.kill(pid, signal.SIGSTOP)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        states = _thread_states(pid)
+        if states and all(state in "tT" for state in states):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"process {pid} was not stopped after {timeout} s")
+
+
+def _thread_states(pid: int) -> list[str]:
+    """The scheduler state letter of each thread of `pid` (T: stopped), from /proc."""
+    states = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            states.append(task.joinpath("stat").read_text().rsplit(")", 1)[1].split()[0])
+        except FileNotFoundError:
+            continue  # the thread ended meanwhile
+    return states
+
+
 def _post_all(
     up: UpProcess, ids: range, client: httpx.Client
 ) -> tuple[Counter[int], dict[int, int], list[dict]]:
@@ -118,7 +142,7 @@ def test_a_full_disk_shows_in_readiness_and_loses_nothing(small_disk, tmp_path, 
                 not_ready = None
 
             broker = up.children()["broker"]
-            os.kill(broker, signal.SIGSTOP)  # the broker stalls: produce times out, the ingest spools
+            _stall(broker)  # the broker stalls: produce times out, the ingest spools
             broker_stopped = True
             stalled, by_id, errors = _post_all(up, range(400, 460), client)
             time.sleep(10)  # the sink, failing, tries to rewind against the stalled broker
