@@ -12,7 +12,7 @@ from features.conversation import conversation_id
 from features.labels import LABEL_FINAL, conversation_starts, mark_final, select_final
 from messagehooks import store
 from messagehooks.simulate import SimulationOptions
-from streams.sessions import SessionSettings
+from streams.sessions import ChatState, SessionSettings, flush, step
 from tests.factories import BASE_TS, example_chat, message
 from tests.features.simulated import START, simulated_messages, stream_cut, write_dataset
 from tests.streams.test_sessions import scenarios
@@ -65,6 +65,25 @@ def test_the_rows_kept_for_training_are_every_conversation_before_the_horizon(sc
     assert sorted(selection.rows["pair_id"]) == sorted(expected["pair_id"])
     assert selection.rows[LABEL_FINAL].all()
     assert len(selection.rows) + selection.left_out == len(pairs)
+
+
+@settings(max_examples=200, deadline=None)
+@given(scenarios())
+def test_a_conversation_with_pairs_sends_one_of_them_when_it_closes(scenario):
+    # Why any conversations version not older than the pairs' gives the same final pairs: a
+    # conversation that closes later has a pair the older pairs version cannot hold yet.
+    session_settings, arrival = scenario
+    states: dict[str, ChatState] = {}
+    outputs = []
+    for m in arrival:
+        states[m.chat_id], out = step(states.get(m.chat_id), m, session_settings)
+        outputs.append(out)
+    outputs += [flush(state, session_settings)[1] for state in states.values()]
+    closes = [(c, out) for out in outputs for c in out.conversations]
+    assert closes
+    for conversation, out in closes:
+        sent_with_it = [p for p in out.pairs if p.conversation_id == conversation.conversation_id]
+        assert bool(sent_with_it) == (conversation.pair_count > 0)
 
 
 @given(
