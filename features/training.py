@@ -11,10 +11,17 @@ turns), against a `DummyClassifier` on the same folds:
   row per conversation that has `k` turns before any agent turn and before its assignment;
   label = escalated. Features: the first k turns' text and simple counts.
 
-`messagehooks train` and notebooks/02-train-baselines.ipynb call `train`.
+Both learn only from rows whose label is final and unbiased by time (`features.labels`):
+`train_from_store` reads them with `messagehooks.store.load_final` and says how many it left
+out. The model is an unweighted logistic regression, so its probabilities are calibrated (class
+weights would move every probability towards the rare class: a Brier score worse than the
+dummy's, docs/dataset.md "Final labels").
+
+`messagehooks train` and notebooks/02-train-baselines.ipynb call `train_from_store`.
 """
 
 import json
+import math
 import platform
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -37,11 +44,12 @@ from sklearn.model_selection import GroupKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from features.labels import LabelledTable
 from features.records import FEATURE_VERSION
 
 Task = Literal["dropoff", "escalation"]
 TASKS: tuple[Task, ...] = ("dropoff", "escalation")
-TASK_TABLE: dict[Task, str] = {"dropoff": "turn_pairs", "escalation": "conversations"}
+TASK_TABLE: dict[Task, LabelledTable] = {"dropoff": "turn_pairs", "escalation": "conversations"}
 DEFAULT_FIRST_TURNS = 2
 """The greeting and the customer's first answer: the earliest point a model can help route."""
 
@@ -86,6 +94,13 @@ class TrainResult:
     dataset_version: int | None
     folds: int
     extra: dict[str, Any] = field(default_factory=dict)
+    labels: dict[str, Any] = field(default_factory=dict)
+    """What `load_final` read and left out (empty when `train` was given a frame)."""
+
+    @property
+    def calibration_error(self) -> float:
+        """Mean |observed - predicted| over the calibration bins (equal-count bins: the ECE)."""
+        return float((self.calibration["observed"] - self.calibration["predicted"]).abs().mean())
 
     def metadata(self) -> dict[str, Any]:
         """What a saved model carries: its data, its features and its scores."""
@@ -99,6 +114,8 @@ class TrainResult:
             "positive_rate": self.positive_rate,
             "folds": self.folds,
             "metrics": self.metrics.reset_index().to_dict(orient="records"),
+            "calibration_error": self.calibration_error,
+            "labels": self.labels,
             "trained_at": datetime.now(tz=UTC).isoformat(),
             "sklearn": sklearn.__version__,
             "python": platform.python_version(),
@@ -184,7 +201,8 @@ def make_pipeline(task: Task, seed: int = 0) -> Pipeline:
             ("number", StandardScaler(), numeric),
         ]
     )
-    model = LogisticRegression(max_iter=2000, class_weight="balanced", random_state=seed)
+    # No class weights: they shift the intercept and the probabilities stop meaning frequencies.
+    model = LogisticRegression(max_iter=2000, random_state=seed)
     return Pipeline([("features", columns), ("model", model)])
 
 
@@ -193,13 +211,16 @@ def grouped_folds(groups: pd.Series, folds: int) -> Iterator[tuple[np.ndarray, n
     yield from GroupKFold(n_splits=folds).split(np.zeros(len(groups)), groups=groups)
 
 
+Split = tuple[np.ndarray, np.ndarray]
+
+
 def evaluate(
-    make_model: Callable[[], Any], x: pd.DataFrame, y: pd.Series, groups: pd.Series, folds: int
+    make_model: Callable[[], Any], x: pd.DataFrame, y: pd.Series, splits: list[Split]
 ) -> tuple[dict[str, list[float]], np.ndarray]:
     """Scores per fold and the out-of-fold probabilities of `make_model()`."""
     scores: dict[str, list[float]] = {"roc_auc": [], "pr_auc": [], "brier": []}
     out_of_fold = np.zeros(len(y))
-    for train_index, test_index in grouped_folds(groups, folds):
+    for train_index, test_index in splits:
         model = make_model().fit(x.iloc[train_index], y.iloc[train_index])
         probability = model.predict_proba(x.iloc[test_index])[:, 1]
         out_of_fold[test_index] = probability
@@ -221,20 +242,24 @@ def train(
     first_turns: int = DEFAULT_FIRST_TURNS,
     seed: int = 0,
 ) -> TrainResult:
-    """Evaluate the baseline and the dummy with grouped folds, then fit on everything."""
+    """Evaluate the baseline and the dummy with grouped folds, then fit on everything.
+
+    `table` is used as given: `train_from_store` selects the rows whose labels are final.
+
+    Raises:
+        NotEnoughData: too few rows, chats or examples of a class for `folds` honest folds.
+        ValueError: an unknown task, fewer than 2 folds or fewer than 1 first turn.
+    """
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; the tasks are {', '.join(TASKS)}")
+    if folds < 2 or first_turns < 1:
+        raise ValueError(f"need folds >= 2 and first_turns >= 1, got {folds} and {first_turns}")
     x, y, groups = dropoff_frame(table) if task == "dropoff" else escalation_frame(table, first_turns)
-    chats = int(groups.nunique())
-    folds = min(folds, chats)
-    if folds < 2 or y.nunique() < 2 or y.value_counts().min() < folds:
-        raise NotEnoughData(
-            f"{task}: {len(y)} rows from {chats} chats with {int(y.sum())} positives: "
-            "need 2+ chats and at least one positive and one negative per fold"
-        )
+    folds = min(folds, int(groups.nunique()))
+    splits = _checked_splits(task, y, groups, folds)
     pipeline = make_pipeline(task, seed)
-    model_scores, out_of_fold = evaluate(lambda: clone(pipeline), x, y, groups, folds)
-    dummy_scores, _ = evaluate(lambda: DummyClassifier(strategy="prior"), x, y, groups, folds)
+    model_scores, out_of_fold = evaluate(lambda: clone(pipeline), x, y, splits)
+    dummy_scores, _ = evaluate(lambda: DummyClassifier(strategy="prior"), x, y, splits)
     metrics = pd.DataFrame(
         {
             f"{name}_{stat}": [getattr(np, stat)(scores[name]) for scores in (model_scores, dummy_scores)]
@@ -252,12 +277,32 @@ def train(
         importances=importances(model),
         calibration=pd.DataFrame({"predicted": prob_pred, "observed": prob_true}),
         rows=len(y),
-        chats=chats,
+        chats=int(groups.nunique()),
         positive_rate=float(y.mean()),
         dataset_version=dataset_version,
         folds=folds,
         extra={"first_turns": first_turns} if task == "escalation" else {},
     )
+
+
+def _checked_splits(task: Task, y: pd.Series, groups: pd.Series, folds: int) -> list[Split]:
+    """The grouped folds, if every training part holds both classes and a test part can be scored."""
+    positives = int(y.sum())
+    what = (
+        f"{task}: {len(y)} rows from {int(groups.nunique())} chats, {positives} positive and "
+        f"{len(y) - positives} negative"
+    )
+    if folds < 2 or min(positives, len(y) - positives) < folds:
+        raise NotEnoughData(f"{what}: need 2+ chats and at least {max(folds, 2)} rows of each class")
+    splits = list(grouped_folds(groups, folds))
+    if any(y.iloc[train_index].nunique() < 2 for train_index, _ in splits):
+        raise NotEnoughData(
+            f"{what}: one class is in so few chats that a fold's training part lacks it; "
+            "use fewer folds or wait for more data"
+        )
+    if not any(y.iloc[test_index].nunique() == 2 for _, test_index in splits):
+        raise NotEnoughData(f"{what}: no fold's test part holds both classes, so none can be scored")
+    return splits
 
 
 def importances(model: Pipeline, top: int = 15) -> pd.DataFrame:
@@ -277,19 +322,43 @@ def save(result: TrainResult, out: Path) -> Path:
 
 
 def train_from_store(
-    task: Task, *, version: int | None = None, root: str | None = None, **kwargs: Any
+    task: Task,
+    *,
+    version: int | None = None,
+    root: str | None = None,
+    include_open: bool = False,
+    **kwargs: Any,
 ) -> TrainResult:
-    """`train` on the task's table loaded at `version` (latest when None), recording which."""
+    """`train` on the final rows of the task's table at `version` (latest when None).
+
+    The result records the versions read and what was left out (`TrainResult.labels`);
+    `include_open` trains on every row instead (their labels may still change: biased).
+
+    Raises:
+        NotEnoughData: too few rows; the message says how many were left out, and why.
+        TableMissing: the task's table has not been written yet.
+    """
     from messagehooks import store
 
-    if root is None:
-        from messagehooks.settings import load_settings
-
-        root = load_settings().dataset_root
-    table_name = TASK_TABLE[task] if task in TASK_TABLE else task
-    delta = store.open_table(root, table_name, version)
-    table = delta.to_pandas()
-    return train(task, table, dataset_version=int(delta.version()), **kwargs)
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; the tasks are {', '.join(TASKS)}")
+    selection = store.load_final(TASK_TABLE[task], version, root=root, include_open=include_open)
+    try:
+        result = train(task, selection.rows, dataset_version=selection.versions[TASK_TABLE[task]], **kwargs)
+    except NotEnoughData as exc:
+        if selection.left_out == 0:
+            raise
+        raise NotEnoughData(f"{exc} ({selection.summary()})") from exc
+    result.labels = {
+        "versions": selection.versions,
+        "left_out": selection.left_out,
+        "not_final": selection.not_final,
+        "after_horizon": selection.after_horizon,
+        "horizon": None if math.isinf(selection.horizon) else selection.horizon,
+        "include_open": selection.include_open,
+        "summary": selection.summary(),
+    }
+    return result
 
 
 def _last_type(types: Any) -> str:

@@ -106,6 +106,11 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     train.add_argument(
         "--first-turns", type=int, default=2, help="escalation: turns seen (default: %(default)s)"
     )
+    train.add_argument(
+        "--include-open",
+        action="store_true",
+        help="also learn from rows whose label is not final yet (conversations still open): biased",
+    )
     _flag(train, "--data-dir", "DATA_DIR", settings.data_dir, type=Path)
     _flag(train, "--dataset-uri", "DATASET_URI", settings.dataset_uri)
 
@@ -318,6 +323,10 @@ def _run_simulate(settings: Settings, args: argparse.Namespace) -> int:
 def _run_train(settings: Settings, args: argparse.Namespace) -> int:
     from features.training import NotEnoughData, save, train_from_store
 
+    if args.folds < 2 or args.first_turns < 1:
+        raise MessageHooksError(
+            f"need --folds 2 or more and --first-turns 1 or more, got {args.folds}, {args.first_turns}"
+        )
     try:
         result = train_from_store(
             args.task,
@@ -325,16 +334,18 @@ def _run_train(settings: Settings, args: argparse.Namespace) -> int:
             root=settings.dataset_root,
             folds=args.folds,
             first_turns=args.first_turns,
+            include_open=args.include_open,
         )
     except NotEnoughData as exc:
         raise MessageHooksError(f"not enough data to train: {exc}") from exc
-    table = "turn_pairs" if args.task == "dropoff" else "conversations"
+    versions = ", ".join(f"{table} version {v}" for table, v in result.labels["versions"].items())
     sys.stdout.write(
         f"task {args.task}: {result.rows} rows, {result.chats} chats, "
-        f"positive rate {result.positive_rate:.3f}, {table} version {result.dataset_version}, "
-        f"{result.folds} folds grouped by chat\n\n"
+        f"positive rate {result.positive_rate:.3f}, {result.folds} folds grouped by chat; read {versions}\n"
+        f"{result.labels['summary']}\n\n"
     )
     sys.stdout.write(result.metrics.round(4).to_string() + "\n")
+    sys.stdout.write(f"calibration error (out of fold): {result.calibration_error:.4f}\n")
     if args.out is not None:
         sys.stdout.write(f"\nsaved to {save(result, args.out)}\n")
     return 0

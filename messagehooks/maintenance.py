@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -27,7 +28,7 @@ def stats(root: str) -> dict[str, Any]:
         out["tables"][name] = {"version": int(table.version()), "rows": store.row_count(table)}
     if store.exists(root, "turn_pairs"):
         pairs = store.open_table(root, "turn_pairs").to_pyarrow_table(
-            columns=["prompt_role", "response_role", "answered"]
+            columns=["pair_id", "conversation_id", "prompt_role", "response_role", "answered"]
         )
         by_roles = pairs.group_by(["prompt_role", "response_role"]).aggregate([([], "count_all")])
         out["pairs_by_role"] = sorted(
@@ -39,6 +40,7 @@ def stats(root: str) -> dict[str, Any]:
         )
         answered = pc.sum(pairs.column("answered").cast(pa.int64())).as_py() or 0
         out["answered_rate"] = round(answered / pairs.num_rows, 4) if pairs.num_rows else None
+        out.update(_final_pairs(root, pairs))
     if store.exists(root, "conversations"):
         conversations = store.open_table(root, "conversations").to_pyarrow_table(columns=["escalated"])
         out["conversations"] = conversations.num_rows
@@ -51,6 +53,24 @@ def stats(root: str) -> dict[str, Any]:
         counts = pc.value_counts(reasons.column("reason")).to_pylist()
         out["dead_letters_by_reason"] = {str(c["values"]): int(c["counts"]) for c in counts}
     return out
+
+
+def _final_pairs(root: str, pairs: pa.Table) -> dict[str, Any]:
+    """The pairs whose label is final (`features.labels`) and their answered rate.
+
+    While conversations are open `answered_rate` counts their answered pairs but not yet their
+    unanswered ones; this is the rate among pairs of closed conversations.
+    """
+    from features.labels import CONVERSATION_COLUMNS, mark_final
+
+    if store.exists(root, "conversations"):
+        conversations = store.open_table(root, "conversations").to_pandas(columns=CONVERSATION_COLUMNS)
+    else:
+        conversations = pd.DataFrame({name: [] for name in CONVERSATION_COLUMNS})
+    frame = pairs.select(["pair_id", "conversation_id", "answered"]).to_pandas()
+    final = frame[mark_final(frame, conversations)]
+    rate = round(float(final["answered"].mean()), 4) if len(final) else None
+    return {"final_pairs": len(final), "answered_rate_final": rate}
 
 
 def export(root: str, table: str, out: Path, *, version: int | None, fmt: ExportFormat) -> int:

@@ -3,13 +3,14 @@
 Four tables (docs/dataset.md), each partitioned by the UTC `date` of its event time and keyed by a
 deterministic id that the sink uses to drop repeats. The schemas are written out here, not
 inferred, so a column never changes type with the data of one batch (docs/dataset.md lists them).
-Notebooks use `load`; `messagehooks dataset ...` and the sink use the rest.
+Notebooks use `load` (every row) and `load_final` (rows to learn from); `messagehooks dataset ...`
+and the sink use the rest.
 """
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 import pyarrow as pa
@@ -20,6 +21,9 @@ from deltalake.exceptions import DeltaError, TableNotFoundError
 from messagehooks.corruption import TableCorrupt as TableCorrupt  # callers catch it with TableMissing
 from messagehooks.corruption import table_error
 from messagehooks.errors import MessageHooksError
+
+if TYPE_CHECKING:
+    from features.labels import LabelledTable, Selection
 
 PARTITION_COLUMN = "date"
 TableName = Literal["messages", "turn_pairs", "conversations", "dead_letters"]
@@ -325,13 +329,63 @@ def load(
     """One dataset table as a pandas DataFrame, at `version` (time travel) or the latest.
 
     `root` defaults to the dataset root of the environment's settings (MESSAGEHOOKS_*), so a
-    notebook only names the table and, for a reproducible run, the version.
+    notebook only names the table and, for a reproducible run, the version. To learn from
+    labels, use `load_final`: this returns every row, final or not.
     """
-    if root is None:
-        from messagehooks.settings import load_settings
+    return open_table(default_root(root), table, version).to_pandas(columns=columns)
 
-        root = load_settings().dataset_root
-    return open_table(root, table, version).to_pandas(columns=columns)
+
+def load_final(
+    table: "LabelledTable",
+    version: int | None = None,
+    *,
+    root: str | None = None,
+    include_open: bool = False,
+) -> "Selection":
+    """The rows of `turn_pairs` or `conversations` whose labels a model can trust.
+
+    Rows whose label is not final yet, or that started after the earliest open conversation,
+    are left out and counted (`features.labels`; docs/dataset.md, "Final labels"). The other
+    table is read at its latest version, which is never older than `version`; the selection
+    names both versions.
+
+    Args:
+        table: "turn_pairs" (drop-off labels) or "conversations" (escalation labels).
+        version: The version of `table` (default: the latest).
+        root: The dataset root (default: the settings').
+        include_open: Keep every row, with its `label_final` flag; only count the others.
+
+    Raises:
+        TableMissing: `table` has not been written yet.
+    """
+    from features.labels import CONVERSATION_COLUMNS, PAIR_COLUMNS, select_final
+
+    if table not in ("turn_pairs", "conversations"):
+        raise UnknownTable(f"labels are in turn_pairs and conversations, not in {table!r}")
+    root = default_root(root)
+    other, other_columns = (
+        ("conversations", CONVERSATION_COLUMNS) if table == "turn_pairs" else ("turn_pairs", PAIR_COLUMNS)
+    )
+    delta = open_table(root, table, version)
+    read: dict[str, pd.DataFrame] = {table: delta.to_pandas()}
+    versions: dict[str, int | None] = {table: int(delta.version()), other: None}
+    if exists(root, other):
+        other_delta = open_table(root, other)
+        read[other] = other_delta.to_pandas(columns=other_columns)
+        versions[other] = int(other_delta.version())
+    else:
+        read[other] = pd.DataFrame({name: [] for name in other_columns})
+    selection = select_final(table, read["turn_pairs"], read["conversations"], include_open=include_open)
+    return replace(selection, versions=versions)
+
+
+def default_root(root: str | None) -> str:
+    """`root`, or the dataset root of the environment's settings (MESSAGEHOOKS_*)."""
+    if root is not None:
+        return root
+    from messagehooks.settings import load_settings
+
+    return load_settings().dataset_root
 
 
 def versions(root: str, table: str) -> list[dict[str, Any]]:

@@ -109,6 +109,7 @@ def test_notebook_runs_end_to_end(name, simulated_dataset, tmp_path, monkeypatch
             scores = {m["model"]: m for m in metadata["metrics"]}
             assert scores["logistic_regression"]["roc_auc_mean"] > scores["dummy_prior"]["roc_auc_mean"], task
             assert scores["logistic_regression"]["pr_auc_mean"] > scores["dummy_prior"]["pr_auc_mean"], task
+            assert scores["logistic_regression"]["brier_mean"] < scores["dummy_prior"]["brier_mean"], task
             assert metadata["dataset_version"] == store.open_table(simulated_dataset, table).version()
 
 

@@ -297,6 +297,7 @@ def test_stats_on_a_known_dataset(tmp_path):
     counts = [e["pairs"] for e in stats["pairs_by_role"]]
     assert counts == sorted(counts, reverse=True)
     assert stats["answered_rate"] == round(9 / 12, 4)
+    assert (stats["final_pairs"], stats["answered_rate_final"]) == (12, round(9 / 12, 4))  # all closed
     assert stats["conversations"] == 3
     assert stats["escalation_rate"] == round(2 / 3, 4)
     assert stats["dead_letters_by_reason"] == {"invalid_message": 2, "malformed_json": 1}
