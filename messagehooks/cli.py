@@ -316,6 +316,7 @@ def _run_sink(settings: Settings, args: argparse.Namespace) -> int:
     from streams.sink import run_sink
 
     check_tables(settings.dataset_root)  # a corrupt table: one line and exit 2, not a DeltaError
+    _create_local_root(settings.dataset_root)
     return run_sink(settings)
 
 
@@ -344,13 +345,19 @@ def _run_dataset(settings: Settings, args: argparse.Namespace) -> int:
 def _require_local_root(root: str) -> None:
     """A dataset directory that does not exist is a wrong --data-dir, not an empty dataset.
 
-    Object-store URLs are not checked: a bucket prefix exists only once written to.
+    `up` and `sink` create it when they start (`_create_local_root`), so it exists from the first
+    second of a pipeline, before any commit. Object-store URLs are not checked.
     """
     if "://" not in root and not Path(root).is_dir():
         raise ConfigError(
             f"no dataset at {Path(root).resolve()}: the directory does not exist; give the --data-dir "
-            f"(or {ENV_PREFIX}DATA_DIR) that `messagehooks up` writes to, or --dataset-uri"
+            f"(or {ENV_PREFIX}DATA_DIR) of a `messagehooks up` (it creates the directory), or --dataset-uri"
         )
+
+
+def _create_local_root(root: str) -> None:
+    if "://" not in root:
+        Path(root).mkdir(parents=True, exist_ok=True)
 
 
 def _run_simulate(settings: Settings, args: argparse.Namespace) -> int:
@@ -414,7 +421,7 @@ def _run_up(settings: Settings, args: argparse.Namespace) -> int:
     from messagehooks.supervisor import run_stack
 
     check_tables(settings.dataset_root)  # before any child starts: the sink would stop on it
-
+    _create_local_root(settings.dataset_root)  # `dataset stats` shows an empty dataset, not an error
     return run_stack(settings, simulate_rate=0.0 if args.no_simulate else settings.simulate_rate)
 
 
