@@ -16,14 +16,16 @@ What the contract says, and what this consumer does about it:
 * Own consumer group (``--group``): never reuse the stream workers' or the dataset sink's group.
   A new group starts at the earliest offset, i.e. with the topic's history.
 
-Examples::
+Examples (in this repository, with the project's venv, which has aiokafka; elsewhere any Python
+3.11 with ``pip install aiokafka``)::
 
-    python examples/consume_turn_pairs.py --bootstrap 127.0.0.1:19092
-    python examples/consume_turn_pairs.py --jsonl pairs.jsonl --max 100 --timeout 60
+    .venv/bin/python examples/consume_turn_pairs.py --max 10 --timeout 60
+    .venv/bin/python examples/consume_turn_pairs.py --jsonl pairs.jsonl --max 100 --timeout 60
 
 Every flag has an environment variable: KAFKA_BOOTSTRAP, TOPIC_PREFIX, CONSUMER_GROUP (the
 project's MESSAGEHOOKS_KAFKA_BOOTSTRAP and MESSAGEHOOKS_TOPIC_PREFIX are honoured too).
-Exit code 0 when it stopped by itself (--max reached, --timeout elapsed) or on Ctrl-C.
+``--max N`` stops after N pairs, ``--timeout S`` after S seconds in all (as in ``messagehooks
+tail``); without either it runs until Ctrl-C. Exit code 0 in each case.
 """
 
 import argparse
@@ -59,8 +61,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="consumer group id of this subscriber (default: turn-pairs-example)",
     )
     parser.add_argument("--jsonl", type=Path, help="append each pair as one JSON line to this file")
-    parser.add_argument("--max", type=int, default=0, help="stop after N pairs (default: never)")
-    parser.add_argument("--timeout", type=float, default=0.0, help="stop after S seconds (default: never)")
+    parser.add_argument("--max", type=int, default=0, help="stop after this many pairs (default: never)")
+    parser.add_argument(
+        "--timeout", type=float, default=0.0, help="stop after this many seconds in all (default: never)"
+    )
     return parser.parse_args(argv)
 
 

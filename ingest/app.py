@@ -15,7 +15,7 @@ from ingest.metrics import IngestMetrics
 from ingest.publisher import KafkaPublisher, Publisher
 from ingest.routes import Ingest, ORJSONResponse
 from messagehooks.errors import InvalidPayload, RateLimited, SpoolUnavailable, Unauthorized, UnknownHook
-from messagehooks.settings import Settings
+from messagehooks.settings import Settings, open_hook_warnings
 
 logger = logging.getLogger(__name__)
 
@@ -27,10 +27,8 @@ def create_app(settings: Settings, publisher: Publisher | None = None) -> Starle
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        if not settings.hooks_configured:
-            logger.warning(
-                "no MESSAGEHOOKS_HOOKS configured: dev hook 'default' accepts any request without a token"
-            )
+        for warning in open_hook_warnings(settings):
+            logger.warning("%s", warning)
         await ingest.publisher.start()
         try:
             yield

@@ -1,7 +1,8 @@
 """The ``messagehooks`` command: broker, ingest, worker, sink, up, tail, dataset, backfill, replay.
 
-Every flag defaults from its ``MESSAGEHOOKS_*`` variable, named in ``--help``. Errors are one
-line on stderr and exit code 2, never a traceback.
+A flag that sets a setting defaults from its ``MESSAGEHOOKS_*`` variable and names it in
+``--help`` (``[env: …]``); the other flags are per run. Errors are one line on stderr and exit
+code 2, never a traceback.
 """
 
 import argparse
@@ -13,21 +14,34 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from messagehooks.errors import MessageHooksError
+from messagehooks.errors import ConfigError, MessageHooksError
 from messagehooks.logging import configure_logging
 from messagehooks.settings import ENV_PREFIX, SETTINGS_HELP, Settings, load_settings
 
 logger = logging.getLogger("messagehooks")
 
 
-def _flag(parser: argparse.ArgumentParser, flag: str, env: str, default: Any, **kwargs: Any) -> None:
-    """A flag whose default is the setting's value, with its env var named in --help."""
-    help_text = f"{SETTINGS_HELP[env]} (default: %(default)s) [env: {ENV_PREFIX}{env}]"
-    parser.add_argument(flag, default=default, help=help_text, **kwargs)
+def _flag(
+    parser: argparse.ArgumentParser,
+    flag: str,
+    env: str,
+    default: Any,
+    *,
+    inherited: bool = False,
+    **kwargs: Any,
+) -> None:
+    """A flag whose default is the setting's value, with its env var named in --help.
+
+    An `inherited` flag repeats one of the parent command's after a subcommand (``dataset stats
+    --data-dir X``): it sets nothing unless given, or it would undo the parent's value.
+    """
+    shown = str(default).replace("%", "%%") if inherited else "%(default)s"
+    help_text = f"{SETTINGS_HELP[env]} (default: {shown}) [env: {ENV_PREFIX}{env}]"
+    parser.add_argument(flag, default=argparse.SUPPRESS if inherited else default, help=help_text, **kwargs)
 
 
 def build_parser(settings: Settings) -> argparse.ArgumentParser:
@@ -131,32 +145,57 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     _flag(up, "--worker-metrics-port", "WORKER_METRICS_PORT", settings.worker_metrics_port, type=int)
     _flag(up, "--sink-metrics-port", "SINK_METRICS_PORT", settings.sink_metrics_port, type=int)
     _engine_flag(up, settings)
-    up.add_argument(
-        "--simulate-rate",
-        type=float,
-        default=5.0,
-        help="messages/s of simulated Landbot traffic posted to the first hook (default: %(default)s)",
-    )
+    _flag(up, "--simulate-rate", "SIMULATE_RATE", settings.simulate_rate, type=float)
     up.add_argument("--no-simulate", action="store_true", help="no simulated traffic: real traffic only")
 
     tail = commands.add_parser("tail", help="pretty-print the records of a topic")
     tail.add_argument("topic", help="full name (landbot.messages) or short name (messages)")
     tail.add_argument("--from-beginning", action="store_true", help="start at the oldest record")
     tail.add_argument("--chat", help="only records keyed by this chat id")
-    tail.add_argument("--max", type=int, default=None, help="stop after this many records")
-    tail.add_argument("--timeout", type=float, default=None, help="stop after this many idle seconds")
+    tail.add_argument("--max", type=int, default=None, help="stop after this many records (default: never)")
+    tail.add_argument(
+        "--timeout", type=float, default=None, help="stop after this many seconds in all (default: never)"
+    )
 
     _replay_flags(commands.add_parser("replay", help="POST recorded MessageHook deliveries (JSONL) again"))
+    _note_per_run_flags(parser)
     return parser
 
 
+PER_RUN_FLAGS = "Flags without [env: …] are per run: no environment variable sets them."
+
+
+def _note_per_run_flags(parser: argparse.ArgumentParser) -> None:
+    """Say, under each command's --help, that its flags without an env var have none."""
+    for _, command in walk(parser):
+        if any("[env: " not in (flag.help or "") for flag in flags(command)):
+            command.epilog = PER_RUN_FLAGS
+
+
+def walk(
+    parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], argparse.ArgumentParser]]:
+    """Every parser of the command tree with its command path, e.g. ``("dataset", "stats")``."""
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, command in action.choices.items():
+                yield from walk(command, (*path, name))
+
+
+def flags(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    """The options of one parser, --help left out."""
+    return [a for a in parser._actions if a.option_strings and not isinstance(a, argparse._HelpAction)]
+
+
 def _dataset_commands(dataset: argparse.ArgumentParser, settings: Settings) -> None:
-    _flag(dataset, "--data-dir", "DATA_DIR", settings.data_dir, type=Path)
-    _flag(dataset, "--dataset-uri", "DATASET_URI", settings.dataset_uri)
+    _dataset_location(dataset, settings)
     actions = dataset.add_subparsers(dest="action", required=True, metavar="ACTION")
     versions = actions.add_parser("versions", help="list the versions (commits) of a table")
     versions.add_argument("table", nargs="?", default="turn_pairs", help="table (default: %(default)s)")
-    actions.add_parser("stats", help="rows per table, pairs by role, answered rate, dead letters by reason")
+    stats = actions.add_parser(
+        "stats", help="rows per table, pairs by role, answered rate, dead letters by reason"
+    )
     export = actions.add_parser("export", help="write a table (at a version) to parquet, jsonl or csv")
     export.add_argument("table", help="messages, turn_pairs, conversations or dead_letters")
     export.add_argument("out", type=Path, help="output file")
@@ -164,6 +203,15 @@ def _dataset_commands(dataset: argparse.ArgumentParser, settings: Settings) -> N
     export.add_argument("--format", choices=["parquet", "jsonl", "csv"], default="parquet", dest="fmt")
     compact = actions.add_parser("compact", help="merge small files, vacuum files older than the retention")
     _flag(compact, "--retention-hours", "RETENTION_HOURS", settings.retention_hours, type=float)
+    for action in (versions, stats, export, compact):
+        _dataset_location(action, settings, inherited=True)
+
+
+def _dataset_location(
+    parser: argparse.ArgumentParser, settings: Settings, *, inherited: bool = False
+) -> None:
+    _flag(parser, "--data-dir", "DATA_DIR", settings.data_dir, type=Path, inherited=inherited)
+    _flag(parser, "--dataset-uri", "DATASET_URI", settings.dataset_uri, inherited=inherited)
 
 
 def _engine_flag(parser: argparse.ArgumentParser, settings: Settings) -> None:
@@ -273,6 +321,7 @@ def _run_sink(settings: Settings, args: argparse.Namespace) -> int:
     from streams.sink import run_sink
 
     check_tables(settings.dataset_root)  # a corrupt table: one line and exit 2, not a DeltaError
+    _create_local_root(settings.dataset_root)
     return run_sink(settings)
 
 
@@ -280,6 +329,8 @@ def _run_dataset(settings: Settings, args: argparse.Namespace) -> int:
     from messagehooks import maintenance, store
 
     root = settings.dataset_root
+    if args.action in ("stats", "compact"):
+        _require_local_root(root)  # the others already say that the table they read is missing
     if args.action == "versions":
         store.spec(args.table)
         for entry in store.versions(root, args.table):
@@ -294,6 +345,24 @@ def _run_dataset(settings: Settings, args: argparse.Namespace) -> int:
         report = maintenance.compact(root, retention_hours=settings.retention_hours)
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
     return 0
+
+
+def _require_local_root(root: str) -> None:
+    """A dataset directory that does not exist is a wrong --data-dir, not an empty dataset.
+
+    `up` and `sink` create it when they start (`_create_local_root`), so it exists from the first
+    second of a pipeline, before any commit. Object-store URLs are not checked.
+    """
+    if "://" not in root and not Path(root).is_dir():
+        raise ConfigError(
+            f"no dataset at {Path(root).resolve()}: the directory does not exist; give the --data-dir "
+            f"(or {ENV_PREFIX}DATA_DIR) of a `messagehooks up` (it creates the directory), or --dataset-uri"
+        )
+
+
+def _create_local_root(root: str) -> None:
+    if "://" not in root:
+        Path(root).mkdir(parents=True, exist_ok=True)
 
 
 def _run_simulate(settings: Settings, args: argparse.Namespace) -> int:
@@ -363,8 +432,8 @@ def _run_up(settings: Settings, args: argparse.Namespace) -> int:
     from messagehooks.supervisor import run_stack
 
     check_tables(settings.dataset_root)  # before any child starts: the sink would stop on it
-
-    return run_stack(settings, simulate_rate=0.0 if args.no_simulate else args.simulate_rate)
+    _create_local_root(settings.dataset_root)  # `dataset stats` shows an empty dataset, not an error
+    return run_stack(settings, simulate_rate=0.0 if args.no_simulate else settings.simulate_rate)
 
 
 def _run_tail(settings: Settings, args: argparse.Namespace) -> int:
@@ -377,8 +446,9 @@ def _run_tail(settings: Settings, args: argparse.Namespace) -> int:
             from_beginning=args.from_beginning,
             chat=args.chat,
             limit=args.max,
-            idle_timeout=args.timeout,
+            timeout=args.timeout,
             out=sys.stdout,
+            err=sys.stderr,
         )
     )
 

@@ -12,7 +12,7 @@ from messagehooks.settings import ENV_PREFIX, SETTINGS_HELP, Settings
 _UNSET = {
     "KAFKA_BOOTSTRAP": "(unset: the project's own broker)",
     "KAFKA_LIBS": "(unset: `.venv/kafka/libs`)",
-    "HOOKS": "(unset: dev hook `default`, no token)",
+    "HOOKS": "(unset: dev hook `default`, open: no token)",
     "DATASET_URI": "(unset: `DATA_DIR/datasets`)",
     "ID_SALT": "(unset: only ids holding personal data are hashed, with a public salt)",
 }

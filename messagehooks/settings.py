@@ -4,11 +4,12 @@
 docstring in `SETTINGS_HELP` is the text of ``--help`` and of docs/CONFIG.md.
 """
 
+import difflib
 import json
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,18 +32,14 @@ DEV_HOOK = "default"
 class Hook:
     """One MessageHook: Landbot posts to ``/hooks/{name}`` with one of `tokens`.
 
-    A hook without tokens is a development hook that accepts any request; a hook without a
-    channel accepts messages of any channel.
+    An `open` hook accepts any request without a token (the dev hook, or a configured hook with
+    ``"open": true``); a hook without a channel accepts messages of any channel.
     """
 
     name: str
     channel: str | None = None
     tokens: tuple[Secret, ...] = ()
-
-    @property
-    def open(self) -> bool:
-        """True for a development hook that needs no token."""
-        return not self.tokens
+    open: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +54,7 @@ class Settings:
     topic_prefix: str = "landbot."
     partitions: int = 6
     replication_factor: int = 1
-    hooks: tuple[Hook, ...] = (Hook(DEV_HOOK),)
+    hooks: tuple[Hook, ...] = (Hook(DEV_HOOK, open=True),)
     hooks_configured: bool = False
     reject_with_202: bool = False
     produce_timeout: float = 5.0
@@ -67,6 +64,7 @@ class Settings:
     port: int = 8000
     data_dir: Path = Path("data")
     log_level: str = "INFO"
+    simulate_rate: float = 5.0
     conversation_gap: float = 1800.0
     allowed_lateness: float = 10.0
     context_turns: int = 3
@@ -145,7 +143,8 @@ SETTINGS_HELP: dict[str, str] = {
     "TOPIC_PREFIX": "prefix of every topic name",
     "PARTITIONS": "partitions of each topic created at startup",
     "REPLICATION_FACTOR": "replication factor of topics created at startup",
-    "HOOKS": "JSON list of hooks {name, channel, token|tokens}, or a path to a .json/.toml file",
+    "HOOKS": "JSON list of hooks {name, channel, tokens (or token) | open: true}, or a path to a "
+    '.json/.toml file; checked at start (docs/ingest.md "Hooks")',
     "REJECT_WITH_202": "answer authenticated-but-invalid payloads with 202 (still dead-lettered)",
     "PRODUCE_TIMEOUT": "seconds to wait for Kafka's ack before spooling the request to disk",
     "MAX_BODY_BYTES": "largest request body accepted (413 above)",
@@ -154,6 +153,7 @@ SETTINGS_HELP: dict[str, str] = {
     "PORT": "port of the ingest",
     "DATA_DIR": "directory of the spool and the datasets",
     "LOG_LEVEL": "level of the JSON logs",
+    "SIMULATE_RATE": "messages/s of simulated Landbot traffic `up` posts to its first hook (0 = none)",
     "CONVERSATION_GAP": "seconds of silence that close a conversation",
     "ALLOWED_LATENESS": "seconds of event time a message may arrive late and still be ordered",
     "CONTEXT_TURNS": "turns of context kept with each turn pair",
@@ -194,7 +194,7 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
     config = Config(environ=environ, env_prefix=ENV_PREFIX)
     try:
         hooks_value = config("HOOKS", cast=str, default="")
-        hooks = parse_hooks(hooks_value) if hooks_value.strip() else (Hook(DEV_HOOK),)
+        hooks = parse_hooks(hooks_value) if hooks_value.strip() else (Hook(DEV_HOOK, open=True),)
         bootstrap = config("KAFKA_BOOTSTRAP", cast=str, default="").strip() or None
         defaults = Settings()
         return Settings(
@@ -216,6 +216,7 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
             port=config("PORT", cast=int, default=defaults.port),
             data_dir=Path(config("DATA_DIR", cast=str, default=str(defaults.data_dir))),
             log_level=config("LOG_LEVEL", cast=str, default="INFO").upper(),
+            simulate_rate=_not_negative(config("SIMULATE_RATE", cast=float, default=5.0), "SIMULATE_RATE"),
             conversation_gap=config("CONVERSATION_GAP", cast=float, default=1800.0),
             allowed_lateness=config("ALLOWED_LATENESS", cast=float, default=10.0),
             context_turns=config("CONTEXT_TURNS", cast=int, default=3),
@@ -267,6 +268,12 @@ def _positive(value: int, name: str) -> int:
     return value
 
 
+def _not_negative(value: float, name: str) -> float:
+    if not value >= 0:
+        raise ConfigError(f"{ENV_PREFIX}{name} must be 0 or more, got {value}")
+    return value
+
+
 def _seconds(value: float, name: str) -> float:
     if not value > 0:
         raise ConfigError(f"{ENV_PREFIX}{name} must be a number of seconds above 0, got {value}")
@@ -276,8 +283,10 @@ def _seconds(value: float, name: str) -> float:
 def parse_hooks(value: str) -> tuple[Hook, ...]:
     """Hooks from a JSON list, or from a path to a JSON or TOML file (``[[hooks]]`` tables).
 
+    Every hook is checked at start, so that a typo cannot leave a hook open: see `_hook`.
+
     Raises:
-        ConfigError: malformed JSON/TOML, a hook without a valid name, or duplicated names.
+        ConfigError: malformed JSON/TOML or hook (one line naming the hook and the fix).
     """
     text = value.strip()
     if not text.startswith("["):
@@ -287,10 +296,7 @@ def parse_hooks(value: str) -> tuple[Hook, ...]:
             raise ConfigError(f"{ENV_PREFIX}HOOKS is neither a JSON list nor the path of an existing file")
         text = path.read_text(encoding="utf-8")
         if path.suffix == ".toml":
-            try:
-                return _hooks_from_items(tomllib.loads(text).get("hooks", []))
-            except tomllib.TOMLDecodeError as exc:
-                raise ConfigError(f"{ENV_PREFIX}HOOKS file {path} is not valid TOML: {exc}") from exc
+            return _hooks_from_items(_toml_hooks(path, text))
     try:
         items = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -298,29 +304,94 @@ def parse_hooks(value: str) -> tuple[Hook, ...]:
     return _hooks_from_items(items)
 
 
+HOOK_KEYS = ("name", "channel", "token", "tokens", "open")
+"""The keys of a hook object; any other is refused (a misspelled "tokens" would open the hook)."""
+
+
+def _toml_hooks(path: Path, text: str) -> Any:
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{ENV_PREFIX}HOOKS file {path} is not valid TOML: {exc}") from exc
+    unknown = sorted(set(document) - {"hooks"})
+    if unknown:
+        raise ConfigError(
+            f"{ENV_PREFIX}HOOKS file {path} has an unknown key {unknown[0]!r}"
+            f"{_did_you_mean(unknown[0], ['hooks'])}; write the hooks as [[hooks]] tables"
+        )
+    return document.get("hooks", [])
+
+
 def _hooks_from_items(items: Any) -> tuple[Hook, ...]:
     if not isinstance(items, list) or not items:
         raise ConfigError(f"{ENV_PREFIX}HOOKS must be a non-empty list of hook objects")
-    hooks: list[Hook] = []
-    for index, item in enumerate(items):
-        if not isinstance(item, dict):
-            raise ConfigError(f"{ENV_PREFIX}HOOKS[{index}] must be an object, got {type(item).__name__}")
-        name = item.get("name")
-        if not isinstance(name, str) or not HOOK_NAME.match(name):
-            raise ConfigError(f"{ENV_PREFIX}HOOKS[{index}].name must match {HOOK_NAME.pattern}, got {name!r}")
-        raw_tokens = item.get("tokens", [item["token"]] if "token" in item else [])
-        if not isinstance(raw_tokens, list) or not all(isinstance(t, str) and t for t in raw_tokens):
-            # Never echo the value: it may be a secret.
-            raise ConfigError(f"{ENV_PREFIX}HOOKS[{index}] tokens must be non-empty strings")
-        channel = item.get("channel")
-        hooks.append(
-            Hook(
-                name=name,
-                channel=None if channel is None else str(channel),
-                tokens=tuple(Secret(t) for t in raw_tokens),
-            )
-        )
+    hooks = tuple(_hook(index, item) for index, item in enumerate(items))
     names = [h.name for h in hooks]
     if len(set(names)) != len(names):
         raise ConfigError(f"{ENV_PREFIX}HOOKS has duplicate hook names: {sorted(names)}")
-    return tuple(hooks)
+    return hooks
+
+
+def _hook(index: int, item: Any) -> Hook:
+    """One hook object: known keys only, a token unless ``"open": true``, a channel id or none."""
+    where = f"{ENV_PREFIX}HOOKS[{index}]"
+    if not isinstance(item, dict):
+        raise ConfigError(f"{where} must be an object, got {type(item).__name__}")
+    name = item.get("name")
+    if not isinstance(name, str) or not HOOK_NAME.match(name):
+        raise ConfigError(f"{where}.name must match {HOOK_NAME.pattern}, got {name!r}")
+    where = f"{where} (hook {name!r})"
+    unknown = sorted(set(item) - set(HOOK_KEYS))
+    if unknown:
+        raise ConfigError(
+            f"{where} has an unknown key {unknown[0]!r}{_did_you_mean(unknown[0], HOOK_KEYS)}; "
+            f"the keys are {', '.join(HOOK_KEYS)}"
+        )
+    tokens = _hook_tokens(where, item)
+    is_open = item.get("open", False)
+    if not isinstance(is_open, bool):
+        raise ConfigError(f"{where}: open must be true or false, got {type(is_open).__name__}")
+    if is_open and tokens:
+        raise ConfigError(f'{where} has tokens and "open": true; an open hook takes no token: drop one')
+    if not is_open and not tokens:
+        raise ConfigError(
+            f'{where} has no token: give "tokens": ["..."], or "open": true to accept any request '
+            "without one (development only)"
+        )
+    return Hook(name=name, channel=_hook_channel(where, item.get("channel")), tokens=tokens, open=is_open)
+
+
+def _hook_tokens(where: str, item: dict[str, Any]) -> tuple[Secret, ...]:
+    if "token" in item and "tokens" in item:
+        raise ConfigError(f'{where} has both "token" and "tokens": put every token in "tokens"')
+    raw = item.get("tokens", [item["token"]] if "token" in item else [])
+    if not isinstance(raw, list) or not all(isinstance(t, str) and t for t in raw):
+        # Never echo the value: it may be a secret.
+        raise ConfigError(f"{where} tokens must be non-empty strings")
+    return tuple(Secret(t) for t in raw)
+
+
+def _hook_channel(where: str, value: Any) -> str | None:
+    """The Landbot channel id the hook tracks: a number or a non-blank string, as in messages."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).strip():
+        got = "an empty string" if isinstance(value, str) else f"a {type(value).__name__}"
+        raise ConfigError(f"{where}: channel must be a Landbot channel id such as 761536, got {got}")
+    return str(value).strip()
+
+
+def _did_you_mean(word: str, choices: Sequence[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def open_hook_warnings(settings: Settings) -> list[str]:
+    """One line per hook that accepts requests without a token (logged by the ingest, shown by `up`)."""
+    if not settings.hooks_configured:
+        return [f"no {ENV_PREFIX}HOOKS configured: dev hook {DEV_HOOK!r} accepts any request without a token"]
+    return [
+        f'hook {hook.name!r} is open ("open": true): it accepts any request without a token'
+        for hook in settings.hooks
+        if hook.open
+    ]

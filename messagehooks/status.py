@@ -42,6 +42,8 @@ class Status:
     message_rows: int | None = None
     dataset_version: int | None = None
     corrupt_tables: list[str] = field(default_factory=list)
+    warnings: tuple[str, ...] = ()
+    """Standing warnings (an open hook): shown under the panel, whose logs go to files."""
 
     def line(self) -> str:
         """The status as one log line."""
@@ -62,7 +64,13 @@ class Status:
 
     def table(self) -> Table:
         """The status as a rich table (the live panel)."""
-        table = Table(title=f"messagehooks - up {self.uptime_s:.0f} s", show_header=False, min_width=44)
+        table = Table(
+            title=f"messagehooks - up {self.uptime_s:.0f} s",
+            show_header=False,
+            min_width=44,
+            caption="\n".join(f"warning: {w}" for w in self.warnings) or None,
+            caption_style="bold yellow",
+        )
         table.add_column("what", style="cyan")
         table.add_column("value", justify="right", style="bold")
         for label, value in self.rows():
@@ -77,13 +85,14 @@ class StatusBoard:
     ingest_metrics_url: str
     dataset_root: str
     worker_metrics_url: str | None = None
+    warnings: tuple[str, ...] = ()
     started: float = field(default_factory=time.monotonic)
     _last: tuple[float, float] | None = None
 
     def read(self) -> Status:
         """The current status (sources that fail are left empty)."""
         now = time.monotonic()
-        status = Status(uptime_s=now - self.started)
+        status = Status(uptime_s=now - self.started, warnings=self.warnings)
         try:
             ingest = scrape(self.ingest_metrics_url)
         except OSError:

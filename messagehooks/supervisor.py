@@ -37,7 +37,7 @@ from messagehooks.errors import BrokerUnavailable
 from messagehooks.kafka import ensure_project_topics
 from messagehooks.ports import ensure_free, stack_listeners
 from messagehooks.restarts import RestartBudget
-from messagehooks.settings import ENV_PREFIX, Hook, Settings
+from messagehooks.settings import ENV_PREFIX, Hook, Settings, open_hook_warnings
 from messagehooks.status import StatusBoard
 
 logger = logging.getLogger(__name__)
@@ -282,7 +282,12 @@ def run_stack(settings: Settings, *, simulate_rate: float = 0.0) -> int:
             )
             if simulate_rate > 0:
                 stack.start("simulate", _simulate_args(base, hook, simulate_rate))
-        board = StatusBoard(f"{base}/metrics", settings.dataset_root, worker_metrics_url(settings))
+        board = StatusBoard(
+            f"{base}/metrics",
+            settings.dataset_root,
+            worker_metrics_url(settings),
+            warnings=tuple(open_hook_warnings(settings)),  # the ingest logs them to a file under the panel
+        )
         live = (
             exits.enter_context(Live(board.read().table(), console=console)) if console.is_terminal else None
         )

@@ -41,4 +41,9 @@ def test_wrong_or_missing_token_is_unauthorized_without_echo(header):
 
 
 def test_open_dev_hook_needs_no_token():
-    authenticate(Hook("default"), None)
+    authenticate(Hook("default", open=True), None)
+
+
+def test_a_hook_without_tokens_is_closed_unless_it_says_open():
+    with pytest.raises(Unauthorized):
+        authenticate(Hook("shop"), "Token anything")

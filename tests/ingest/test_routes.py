@@ -72,6 +72,16 @@ def test_unauthenticated_is_401_and_not_stored(client, headers):
     assert "messagehooks_unauthorized_total 1.0" in client.get("/metrics").text
 
 
+def test_an_open_hook_accepts_without_a_token_and_says_so_at_start(caplog):
+    hooks = json.dumps([{"name": "docs", "token": TOKEN}, {"name": "demo", "open": True}])
+    caplog.set_level(logging.WARNING)
+    with _client(MESSAGEHOOKS_HOOKS=hooks)[0] as client:
+        assert client.post("/hooks/demo", content=BUTTON_BODY).status_code == 200
+        assert client.post("/hooks/docs", content=BUTTON_BODY).status_code == 401
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == ["""hook 'demo' is open ("open": true): it accepts any request without a token"""]
+
+
 def test_unknown_hook_is_404(client):
     response = client.post("/hooks/nope", content=BUTTON_BODY, headers=AUTH)
     assert (response.status_code, response.json()["error"]) == (404, "unknown_hook")

@@ -1,7 +1,10 @@
+import argparse
 import asyncio
+import dataclasses
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -12,9 +15,9 @@ import httpx
 import pytest
 
 from messagehooks.broker import free_port
-from messagehooks.cli import main
+from messagehooks.cli import PER_RUN_FLAGS, build_parser, flags, main, walk
 from messagehooks.kafka_broker import brokers_on
-from messagehooks.settings import SETTINGS_HELP
+from messagehooks.settings import SETTINGS_HELP, Settings, load_settings
 from tests.factories import landbot_body, landbot_message
 from tests.integration.kafka_read import read_topic
 from tests.integration.processes import listening_addresses
@@ -51,6 +54,67 @@ def test_help_names_each_flags_env_var(command, variables, capsys):
     for variable in variables:
         assert f"[env: MESSAGEHOOKS_{variable}]" in text
         assert SETTINGS_HELP[variable].split()[0] in text
+
+
+def test_every_flag_of_a_setting_names_its_env_var_and_defaults_from_it(capsys):
+    """Walks every command and subcommand, so that a new flag cannot forget its variable."""
+    settings = load_settings({})
+    fields = {f.name for f in dataclasses.fields(Settings)}
+    checked = set()
+    for path, parser in walk(build_parser(settings)):
+        for flag in flags(parser):
+            named = re.findall(r"\[env: MESSAGEHOOKS_(\w+)\]", flag.help or "")
+            if flag.dest in fields:
+                assert named == [flag.dest.upper()], (path, flag.option_strings)
+                assert flag.default in (getattr(settings, flag.dest), argparse.SUPPRESS), (path, flag.dest)
+                checked.add(flag.dest)
+            else:
+                assert named == [], (path, flag.option_strings)  # names a variable that sets nothing
+        if any(not re.search(r"\[env: ", flag.help or "") for flag in flags(parser)):
+            assert parser.epilog == PER_RUN_FLAGS, path
+            assert PER_RUN_FLAGS in parser.format_help()
+    assert checked <= {name.lower() for name in SETTINGS_HELP}
+    assert {"simulate_rate", "data_dir", "dataset_uri", "retention_hours"} <= checked
+
+
+@pytest.mark.parametrize("command", ["simulate", "train", "tail", "replay"])
+def test_per_run_commands_say_their_flags_have_no_env_var(command, capsys):
+    assert PER_RUN_FLAGS in " ".join(_help(command, capsys).split())
+
+
+def test_up_simulate_rate_defaults_from_its_env_var(monkeypatch, capsys):
+    monkeypatch.setenv("MESSAGEHOOKS_SIMULATE_RATE", "2.5")
+    args = build_parser(load_settings(os.environ)).parse_args(["up"])
+    assert args.simulate_rate == 2.5
+    assert "[env: MESSAGEHOOKS_SIMULATE_RATE]" in " ".join(_help("up", capsys).split())
+    monkeypatch.setenv("MESSAGEHOOKS_SIMULATE_RATE", "-1")
+    assert main(["up"]) == 2
+    assert "MESSAGEHOOKS_SIMULATE_RATE must be 0 or more" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("hooks", "needle"),
+    [
+        ('[{"name": "shop", "tokns": ["s3cret"]}]', "unknown key 'tokns' (did you mean 'tokens'?)"),
+        ('[{"name": "shop"}]', "hook 'shop') has no token"),
+        (
+            '[{"name": "shop", "token": "s3cret", "channel": [761536]}]',
+            "channel must be a Landbot channel id",
+        ),
+    ],
+    ids=["misspelled-key", "no-token", "channel-type"],
+)
+def test_a_bad_hook_stops_up_with_one_line_and_exit_2(hooks, needle):
+    env = {**os.environ, "MESSAGEHOOKS_HOOKS": hooks, "MESSAGEHOOKS_PORT": str(free_port())}
+    done = subprocess.run(
+        [sys.executable, "-m", "messagehooks", "up"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr.count("\n") == 1, done.stderr  # nothing was started, nothing else was said
+    assert done.stderr.startswith("messagehooks: error: MESSAGEHOOKS_HOOKS[0] (hook 'shop')")
+    assert needle in done.stderr
+    assert "s3cret" not in done.stderr
 
 
 def test_help_never_echoes_a_token(monkeypatch, capsys):

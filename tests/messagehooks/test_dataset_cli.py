@@ -80,10 +80,44 @@ def test_dataset_versions_defaults_to_turn_pairs_and_takes_a_dataset_uri(tmp_pat
 
 
 def test_dataset_stats_of_an_empty_root_is_json(root, capsys):
+    Path(root).mkdir(parents=True)  # `up` has started, nothing is written yet
     assert main(["dataset", "stats"]) == 0
     stats = json.loads(capsys.readouterr().out)
     assert stats["root"] == root
     assert stats["tables"] == {name: {"version": None, "rows": 0} for name in store.TABLES}
+
+
+@pytest.mark.parametrize("action", ["stats", "compact"])
+def test_dataset_stats_or_compact_of_a_missing_directory_is_one_line(root, tmp_path, capsys, action):
+    missing = tmp_path / "typo"
+    _one_line_error(
+        capsys,
+        ["dataset", action, "--data-dir", str(missing)],
+        f"no dataset at {missing / 'datasets'}: the directory does not exist",
+        "--data-dir (or MESSAGEHOOKS_DATA_DIR)",
+    )
+    assert not missing.exists()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["dataset", "stats", "--data-dir", "{other}"],
+        ["dataset", "--data-dir", "{other}", "stats"],
+        ["dataset", "--data-dir", "{root}", "stats", "--data-dir", "{other}"],
+        ["dataset", "stats", "--dataset-uri", "{other}/datasets"],
+        ["dataset", "--dataset-uri", "{other}/datasets", "stats"],
+    ],
+    ids=["after", "before", "after-wins", "uri-after", "uri-before"],
+)
+def test_dataset_location_flags_go_before_or_after_the_action(root, tmp_path, capsys, argv):
+    other = tmp_path / "other"
+    populate(str(other / "datasets"))
+    paths = {"other": str(other), "root": str(Path(root).parent)}
+    assert main([arg.format(**paths) for arg in argv]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["root"] == str(other / "datasets")
+    assert stats["tables"]["turn_pairs"]["rows"] == 12
 
 
 def test_dataset_stats_without_pairs_is_json(root, capsys):

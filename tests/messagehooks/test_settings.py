@@ -3,7 +3,7 @@ import json
 import pytest
 
 from messagehooks.errors import ConfigError
-from messagehooks.settings import DEV_HOOK, load_settings, parse_hooks
+from messagehooks.settings import DEV_HOOK, load_settings, open_hook_warnings, parse_hooks
 
 
 def test_defaults_use_the_embedded_broker_and_a_dev_hook():
@@ -57,7 +57,7 @@ def test_hooks_from_json_file(tmp_path):
         ("[", "not valid JSON"),
         ("[]", "non-empty list"),
         ('[{"name": "../etc"}]', "must match"),
-        ('[{"name": "a"}, {"name": "a"}]', "duplicate"),
+        ('[{"name": "a", "token": "t"}, {"name": "a", "token": "t"}]', "duplicate"),
         ('[{"name": "a", "tokens": [""]}]', "non-empty strings"),
         ("/no/such/file.json", "neither a JSON list nor the path of an existing file"),
     ],
@@ -65,6 +65,72 @@ def test_hooks_from_json_file(tmp_path):
 def test_malformed_hooks_name_the_problem(value, message):
     with pytest.raises(ConfigError, match=message):
         parse_hooks(value)
+
+
+CHANNEL = "channel must be a Landbot channel id such as 761536, got "
+
+
+@pytest.mark.parametrize(
+    ("hook", "message"),
+    [
+        (
+            {"name": "shop", "tokns": ["t"]},
+            "unknown key 'tokns' (did you mean 'tokens'?); the keys are name,",
+        ),
+        ({"name": "shop", "token": "t", "chanel": 1}, "unknown key 'chanel' (did you mean 'channel'?)"),
+        ({"name": "shop", "token": "t", "secret": "x"}, "unknown key 'secret'; the keys are"),
+        ({"name": "shop"}, 'has no token: give "tokens"'),
+        ({"name": "shop", "channel": 761536}, "has no token"),
+        ({"name": "shop", "tokens": []}, "has no token"),
+        ({"name": "shop", "open": False}, "has no token"),
+        ({"name": "shop", "open": "yes"}, "open must be true or false, got str"),
+        ({"name": "shop", "open": True, "token": "t"}, 'has tokens and "open": true'),
+        ({"name": "shop", "token": "t", "tokens": ["u"]}, 'both "token" and "tokens"'),
+        ({"name": "shop", "token": "t", "channel": [761536]}, CHANNEL + "a list"),
+        ({"name": "shop", "token": "t", "channel": {"id": 1}}, CHANNEL + "a dict"),
+        ({"name": "shop", "token": "t", "channel": True}, CHANNEL + "a bool"),
+        ({"name": "shop", "token": "t", "channel": 7.5}, CHANNEL + "a float"),
+        ({"name": "shop", "token": "t", "channel": " "}, CHANNEL + "an empty string"),
+    ],
+)
+def test_a_hook_that_would_be_open_by_mistake_is_refused(hook, message):
+    """Each refusal is one line naming the hook; a typo never leaves a hook without a token."""
+    with pytest.raises(ConfigError) as info:
+        parse_hooks(json.dumps([{"name": "ok", "token": "t"}, hook]))
+    text = str(info.value)
+    assert message in text
+    assert text.startswith("MESSAGEHOOKS_HOOKS[1] (hook 'shop')")
+    assert "\n" not in text
+
+
+def test_unknown_keys_in_a_toml_file_are_refused(tmp_path):
+    path = tmp_path / "hooks.toml"
+    path.write_text('[[hook]]\nname = "shop"\ntoken = "t"\n')
+    with pytest.raises(ConfigError, match="unknown key 'hook' \\(did you mean 'hooks'\\?\\)"):
+        parse_hooks(str(path))
+    path.write_text('[[hooks]]\nname = "shop"\ntokens = ["t"]\ntokns = ["u"]\n')
+    with pytest.raises(ConfigError, match="unknown key 'tokns'"):
+        parse_hooks(str(path))
+
+
+def test_an_open_hook_needs_open_true_and_is_warned_about():
+    shop, demo = parse_hooks(
+        '[{"name": "shop", "channel": "761536", "tokens": ["t"]}, {"name": "demo", "open": true}]'
+    )
+    assert (shop.open, shop.channel, demo.open, demo.tokens) == (False, "761536", True, ())
+    settings = load_settings(
+        {"MESSAGEHOOKS_HOOKS": '[{"name": "demo", "open": true}, {"name": "shop", "token": "t"}]'}
+    )
+    assert open_hook_warnings(settings) == [
+        """hook 'demo' is open ("open": true): it accepts any request without a token"""
+    ]
+
+
+def test_the_dev_hook_is_open_and_warned_about_only_without_configured_hooks():
+    assert open_hook_warnings(load_settings({})) == [
+        "no MESSAGEHOOKS_HOOKS configured: dev hook 'default' accepts any request without a token"
+    ]
+    assert open_hook_warnings(load_settings({"MESSAGEHOOKS_HOOKS": '[{"name": "shop", "token": "t"}]'})) == []
 
 
 def test_token_never_in_config_errors_or_repr():
