@@ -20,6 +20,7 @@ from typing import Any
 
 from messagehooks.errors import ConfigError, MessageHooksError
 from messagehooks.logging import configure_logging
+from messagehooks.paths import absolute_path, absolute_uri
 from messagehooks.settings import ENV_PREFIX, SETTINGS_HELP, Settings, load_settings
 
 logger = logging.getLogger("messagehooks")
@@ -229,6 +230,11 @@ def _server_flags(parser: argparse.ArgumentParser, settings: Settings) -> None:
 def _apply(settings: Settings, args: argparse.Namespace) -> Settings:
     fields = {f.name for f in dataclasses.fields(Settings)}
     changes = {k: v for k, v in vars(args).items() if k in fields and v is not None}
+    # Relative paths are relative to the working directory, as in the variables (docs/CONFIG.md).
+    if "data_dir" in changes:
+        changes["data_dir"] = absolute_path(changes["data_dir"])
+    if "dataset_uri" in changes:
+        changes["dataset_uri"] = absolute_uri(changes["dataset_uri"])
     return dataclasses.replace(settings, **changes)
 
 

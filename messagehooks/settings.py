@@ -10,7 +10,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +18,7 @@ from starlette.config import Config
 from starlette.datastructures import Secret
 
 from messagehooks.errors import ConfigError
+from messagehooks.paths import absolute_path, absolute_uri, default_data_dir
 from messagehooks.topics import Topics
 
 if TYPE_CHECKING:  # the detectors load on first use only: every process reads its settings
@@ -62,7 +63,7 @@ class Settings:
     max_messages_per_request: int = 1000
     host: str = "127.0.0.1"
     port: int = 8000
-    data_dir: Path = Path("data")
+    data_dir: Path = field(default_factory=default_data_dir)
     log_level: str = "INFO"
     simulate_rate: float = 5.0
     conversation_gap: float = 1800.0
@@ -151,7 +152,7 @@ SETTINGS_HELP: dict[str, str] = {
     "MAX_MESSAGES_PER_REQUEST": "most messages in one POST (413 above)",
     "HOST": "address the ingest and the metrics servers listen on (0.0.0.0 to accept Landbot from outside)",
     "PORT": "port of the ingest",
-    "DATA_DIR": "directory of the spool and the datasets",
+    "DATA_DIR": "directory of the spool, the datasets and the logs (relative: to the working directory)",
     "LOG_LEVEL": "level of the JSON logs",
     "SIMULATE_RATE": "messages/s of simulated Landbot traffic `up` posts to its first hook (0 = none)",
     "CONVERSATION_GAP": "seconds of silence that close a conversation",
@@ -214,7 +215,7 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
             max_messages_per_request=config("MAX_MESSAGES_PER_REQUEST", cast=int, default=1000),
             host=config("HOST", cast=str, default=defaults.host),
             port=config("PORT", cast=int, default=defaults.port),
-            data_dir=Path(config("DATA_DIR", cast=str, default=str(defaults.data_dir))),
+            data_dir=_data_dir(config("DATA_DIR", cast=str, default="")),
             log_level=config("LOG_LEVEL", cast=str, default="INFO").upper(),
             simulate_rate=_not_negative(config("SIMULATE_RATE", cast=float, default=5.0), "SIMULATE_RATE"),
             conversation_gap=config("CONVERSATION_GAP", cast=float, default=1800.0),
@@ -228,7 +229,7 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
             )
             .strip()
             .lower(),
-            dataset_uri=config("DATASET_URI", cast=str, default="").strip() or None,
+            dataset_uri=_optional_uri(config("DATASET_URI", cast=str, default="")),
             sink_flush_interval=config("SINK_FLUSH_INTERVAL", cast=float, default=1.0),
             sink_flush_rows=_positive(config("SINK_FLUSH_ROWS", cast=int, default=20_000), "SINK_FLUSH_ROWS"),
             sink_group=config("SINK_GROUP", cast=str, default=defaults.sink_group),
@@ -259,7 +260,15 @@ def _optional_secret(value: str) -> Secret | None:
 
 
 def _optional_path(value: str) -> Path | None:
-    return Path(value.strip()) if value.strip() else None
+    return absolute_path(value.strip()) if value.strip() else None
+
+
+def _optional_uri(value: str) -> str | None:
+    return absolute_uri(value.strip()) if value.strip() else None
+
+
+def _data_dir(value: str) -> Path:
+    return absolute_path(value.strip()) if value.strip() else default_data_dir()
 
 
 def _positive(value: int, name: str) -> int:

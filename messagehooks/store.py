@@ -237,7 +237,10 @@ def open_table(root: str, table: str, version: int | None = None) -> DeltaTable:
     try:
         return DeltaTable(uri, version=version)
     except TableNotFoundError as exc:
-        raise TableMissing(f"no Delta table at {uri} yet (nothing written to {table!r})") from exc
+        raise TableMissing(
+            f"no Delta table at {uri} yet (nothing written to {table!r}): the pipeline writes it "
+            "(`make run`), or point MESSAGEHOOKS_DATA_DIR or MESSAGEHOOKS_DATASET_URI at a dataset"
+        ) from exc
     except (DeltaError, OSError) as exc:
         corrupt = table_error(uri, table, exc)
         if version is not None and "version" in str(exc).lower() and not corrupt.files:

@@ -2,12 +2,19 @@
 
 Simulated Landbot traffic -> ingest -> broker -> worker -> sink -> Delta; then both notebooks
 execute with nbclient (any error fails the test), and the saved baselines beat the dummy.
+
+They run as README says (`jupyter lab notebooks/`): the kernel starts in notebooks/ and no
+variable says where the dataset is. The project root is found from the package's location
+(messagehooks/paths.py), so the test runs a copy of the checkout, imported from its own
+directory as `make venv`'s editable install would be: the dataset goes to the copy's data/, and
+a developer's own data/ is neither read nor written.
 """
 
 import asyncio
 import io
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -23,7 +30,11 @@ from tests.integration.processes import IngestProcess, SinkProcess, WorkerProces
 
 pytestmark = pytest.mark.integration
 
-NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+CHECKOUT = Path(__file__).resolve().parents[2]
+NOTEBOOKS = CHECKOUT / "notebooks"
+COPIED = ("pyproject.toml", "messagehooks", "features", "ingest", "streams", "notebooks")
+"""What a checkout needs for the notebooks: the project file that marks its root, the packages."""
+FIGURES = ("traffic", "types-and-roles", "dropoff-per-prompt", "latency", "time-to-assignment")
 GAP = 10.0
 CHATS = 300
 RATE = 120
@@ -36,17 +47,31 @@ SEND_LIMIT = 300.0
 chat it had no time to start fails the test)."""
 
 
+def copy_of_the_checkout(to: Path) -> Path:
+    """The parts of this checkout the notebooks import, copied to `to` (without caches)."""
+    to.mkdir(parents=True)
+    for name in COPIED:
+        source = CHECKOUT / name
+        if source.is_dir():
+            shutil.copytree(source, to / name, ignore=shutil.ignore_patterns("__pycache__", ".ipynb_*"))
+        else:
+            shutil.copy2(source, to / name)
+    return to
+
+
 @pytest.fixture(scope="module", params=ENGINES)
-def simulated_dataset(request, tmp_path_factory) -> str:
-    """The dataset the pipeline builds on the session broker of each engine in turn (a module
-    fixture cannot ask for conftest's per-test `broker`; it asks for `tansu` or `kafka`)."""
+def checkout_with_dataset(request, tmp_path_factory) -> Path:
+    """A checkout whose default dataset (its data/datasets) the pipeline builds on the session
+    broker of each engine in turn (a module fixture cannot ask for conftest's per-test `broker`;
+    it asks for `tansu` or `kafka`)."""
     broker = request.getfixturevalue(request.param)
     tmp = tmp_path_factory.mktemp("notebooks")
+    checkout = copy_of_the_checkout(tmp / "checkout")
     unique = os.urandom(4).hex()
     env = {
         **broker_env(broker),
         "MESSAGEHOOKS_TOPIC_PREFIX": f"nb{unique}.",
-        "MESSAGEHOOKS_DATA_DIR": str(tmp / "data"),
+        "MESSAGEHOOKS_DATA_DIR": str(checkout / "data"),  # where the copy's default points
         "MESSAGEHOOKS_WORKER_ID": f"nbw{unique}",
         "MESSAGEHOOKS_SINK_GROUP": f"nbs{unique}",
         "MESSAGEHOOKS_CONVERSATION_GAP": str(GAP),
@@ -71,7 +96,7 @@ def simulated_dataset(request, tmp_path_factory) -> str:
         assert summary.failed == 0, summary.line()
         assert summary.chats == CHATS
         conversations = CHATS + summary.returning
-        root = str(tmp / "data" / "datasets")
+        root = str(checkout / "data" / "datasets")
         deadline = time.monotonic() + 180  # the last conversations close GAP after their end
         while time.monotonic() < deadline:
             if (
@@ -81,28 +106,45 @@ def simulated_dataset(request, tmp_path_factory) -> str:
                 break
             time.sleep(0.5)
         assert len(store.load("conversations", root=root)) == conversations
-        yield root
+        yield checkout
     finally:
         for process in processes:
             process.stop()
 
 
+WHERE = """from messagehooks.settings import load_settings
+
+print(load_settings().dataset_root)"""
+"""A last cell the test adds: the dataset root the kernel resolved (the notebook read it)."""
+
+
 @pytest.mark.parametrize("name", ["01-explore-dataset.ipynb", "02-train-baselines.ipynb"])
-def test_notebook_runs_end_to_end(name, simulated_dataset, tmp_path, monkeypatch):
-    monkeypatch.setenv("MESSAGEHOOKS_DATASET_URI", simulated_dataset)
+def test_notebook_runs_end_to_end(name, checkout_with_dataset, tmp_path, monkeypatch):
+    checkout = checkout_with_dataset
+    for variable in ("MESSAGEHOOKS_DATA_DIR", "MESSAGEHOOKS_DATASET_URI"):
+        monkeypatch.delenv(variable, raising=False)  # no override: the default resolves
     monkeypatch.setenv("NOTEBOOK_MODELS", str(tmp_path / "models"))
     monkeypatch.setenv("NOTEBOOK_FIGURES", str(tmp_path / "figures"))
-    monkeypatch.setenv("PYTHONPATH", str(NOTEBOOKS.parent))
-    notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
+    # The editable install of the copy: its directory on the path, before the venv's own.
+    monkeypatch.setenv("PYTHONPATH", str(checkout))
+    notebook = nbformat.read(checkout / "notebooks" / name, as_version=4)
+    notebook.cells.append(nbformat.v4.new_code_cell(WHERE))
     NotebookClient(
-        notebook, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+        notebook,
+        timeout=180,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(checkout / "notebooks")}},
     ).execute()
     errors = [
         o for cell in notebook.cells for o in cell.get("outputs", []) if o.get("output_type") == "error"
     ]
     assert not errors
+    root = checkout / "data" / "datasets"
+    assert printed(notebook.cells[-1]).strip() == str(root)
     if name.startswith("01"):
-        assert (tmp_path / "figures" / "dropoff-per-prompt.png").stat().st_size > 0
+        assert f"dataset: {root}\n" in printed(notebook.cells[1])
+        for figure in FIGURES:
+            assert (tmp_path / "figures" / f"{figure}.png").stat().st_size > 0, figure
     else:
         for task, table in (("dropoff", "turn_pairs"), ("escalation", "conversations")):
             metadata = json.loads((tmp_path / "models" / task / "metadata.json").read_text())
@@ -110,7 +152,12 @@ def test_notebook_runs_end_to_end(name, simulated_dataset, tmp_path, monkeypatch
             assert scores["logistic_regression"]["roc_auc_mean"] > scores["dummy_prior"]["roc_auc_mean"], task
             assert scores["logistic_regression"]["pr_auc_mean"] > scores["dummy_prior"]["pr_auc_mean"], task
             assert scores["logistic_regression"]["brier_mean"] < scores["dummy_prior"]["brier_mean"], task
-            assert metadata["dataset_version"] == store.open_table(simulated_dataset, table).version()
+            assert metadata["dataset_version"] == store.open_table(str(root), table).version()
+
+
+def printed(cell) -> str:
+    """What a code cell printed on stdout."""
+    return "".join(o["text"] for o in cell.outputs if o["output_type"] == "stream" and o["name"] == "stdout")
 
 
 def test_committed_notebooks_have_no_outputs():
