@@ -279,9 +279,13 @@ def write(
     """
     transactions = [Transaction(app_id, version) for app_id, version in (offsets or {}).items()]
     uri = table_uri(root, table)
+    try:  # write through the opened table: its state then is the commit (one load, not two)
+        target: str | DeltaTable = open_table(root, table)
+    except TableMissing:
+        target = uri
     try:
         write_deltalake(
-            uri,
+            target,
             data,
             partition_by=[PARTITION_COLUMN],
             mode=mode,
@@ -296,7 +300,7 @@ def write(
         if corrupt.files:  # a torn log, not a conflict or a schema error: say which file
             raise corrupt from exc
         raise
-    return int(open_table(root, table).version())
+    return int((target if isinstance(target, DeltaTable) else open_table(root, table)).version())
 
 
 def transaction_versions(root: str, table: str, app_ids: Sequence[str]) -> list[int | None]:
