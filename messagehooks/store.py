@@ -338,9 +338,12 @@ def load(
     return open_table(root, table, version).to_pandas(columns=columns)
 
 
-def versions(root: str, table: str) -> list[dict[str, Any]]:
-    """Every version of `table`, oldest first: version, time, operation, rows added."""
-    history = open_table(root, table).history()
+def versions(root: str, table: str, limit: int | None = None) -> list[dict[str, Any]]:
+    """The versions of `table` (the newest `limit`, or all), oldest first: version, time, operation, rows.
+
+    Only the commits listed are read: a long-lived table has one per sink commit (~3,600 an hour).
+    """
+    history = open_table(root, table).history(limit)
     out = []
     for entry in sorted(history, key=lambda e: int(e.get("version", 0))):
         metrics = entry.get("operationMetrics") or {}
