@@ -341,7 +341,7 @@ def load(
 def versions(root: str, table: str, limit: int | None = None) -> list[dict[str, Any]]:
     """The versions of `table` (the newest `limit`, or all), oldest first: version, time, operation, rows.
 
-    Only the commits listed are read: a long-lived table has one per sink commit (~3,600 an hour).
+    Only the commits listed are read: the sink makes thousands an hour (docs/dataset.md).
     """
     history = open_table(root, table).history(limit)
     out = []
