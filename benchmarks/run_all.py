@@ -34,6 +34,7 @@ BENCHMARKS: list[tuple[str, list[str], list[str]]] = [
      ["--pairs", "20000", "--rate", "200", "--seconds", "8", "--repeat", "1"]),
     ("bench_backfill", ["--messages", "1000000", "--repeat", "3"], ["--messages", "100000", "--repeat", "1"]),
     ("bench_memory", ["--chats", "100000"], ["--chats", "10000"]),
+    ("bench_upkeep", ["--commits", "2250", "--repeat", "5"], ["--commits", "300", "--repeat", "2"]),
 ]  # fmt: skip
 
 PER_ENGINE = ("bench_ingest", "bench_stream", "bench_sink")
@@ -56,6 +57,8 @@ KEYS = [
     "backfill_vs_stream",
     "bytes_per_open_conversation",
     "worker_rss_mb",
+    "upkeep_live_files",
+    "upkeep_load_speedup",
 ]
 
 ENGINE_KEYS = [

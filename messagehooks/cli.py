@@ -194,6 +194,9 @@ def _dataset_commands(dataset: argparse.ArgumentParser, settings: Settings) -> N
     actions = dataset.add_subparsers(dest="action", required=True, metavar="ACTION")
     versions = actions.add_parser("versions", help="list the versions (commits) of a table")
     versions.add_argument("table", nargs="?", default="turn_pairs", help="table (default: %(default)s)")
+    versions.add_argument(
+        "--limit", type=int, default=20, help="list the newest N versions; 0 = all (default: %(default)s)"
+    )
     stats = actions.add_parser(
         "stats", help="rows per table, pairs by role, answered rate, dead letters by reason"
     )
@@ -339,9 +342,15 @@ def _run_dataset(settings: Settings, args: argparse.Namespace) -> int:
         _require_local_root(root)  # the others already say that the table they read is missing
     if args.action == "versions":
         store.spec(args.table)
-        for entry in store.versions(root, args.table):
+        entries = store.versions(root, args.table, limit=args.limit if args.limit > 0 else None)
+        for entry in entries:
             version, when, operation, rows = (entry[k] for k in ("version", "timestamp", "operation", "rows"))
             sys.stdout.write(f"{version:>6}  {when}  {operation:<10} {rows:>8} rows\n")
+        if args.limit > 0 and entries and entries[0]["version"] > 0:
+            first, last = entries[0]["version"], entries[-1]["version"]
+            sys.stderr.write(
+                f"(the newest {len(entries)}: versions {first} to {last}; --limit 0 lists all)\n"
+            )
     elif args.action == "stats":
         sys.stdout.write(json.dumps(maintenance.stats(root), indent=2) + "\n")
     elif args.action == "export":

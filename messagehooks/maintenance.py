@@ -1,6 +1,8 @@
-"""What `messagehooks dataset stats|export|compact` do to the Delta tables (pure functions of a root)."""
+"""What `messagehooks dataset stats|export|compact` and the sink's upkeep do to the Delta tables."""
 
 import json
+import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,6 +17,9 @@ from messagehooks.errors import MessageHooksError
 
 ExportFormat = Literal["parquet", "jsonl", "csv"]
 EXPORT_FORMATS: tuple[ExportFormat, ...] = ("parquet", "jsonl", "csv")
+
+LOG_RETENTION_HOURS = 30 * 24
+"""How long Delta keeps log entries (`delta.logRetentionDuration`, unset on our tables: 30 days)."""
 
 
 def stats(root: str) -> dict[str, Any]:
@@ -108,22 +113,68 @@ def compact(root: str, *, retention_hours: float) -> dict[str, Any]:
     for name in store.TABLES:
         if not store.exists(root, name):
             continue
-        table = store.open_table(root, name)
-        metrics = table.optimize.compact()
-        removed = table.vacuum(
-            retention_hours=int(retention_hours),
-            dry_run=False,
-            enforce_retention_duration=False,
-        )
-        table.create_checkpoint()
-        table.cleanup_metadata()
+        merged = compact_table(root, name)
+        vacuumed = vacuum_table(root, name, retention_hours=retention_hours)
         report[name] = {
-            "version": int(table.version()),
-            "files_added": int(metrics.get("numFilesAdded", 0)),
-            "files_removed": int(metrics.get("numFilesRemoved", 0)),
-            "files_vacuumed": len(removed),
+            "version": int(store.open_table(root, name).version()),
+            "files_added": merged.files_added,
+            "files_removed": merged.files_removed,
+            "files_vacuumed": vacuumed,
         }
     return report
+
+
+@dataclass(frozen=True)
+class Compaction:
+    """What one compaction of a table did."""
+
+    files_added: int
+    files_removed: int
+
+
+def compact_table(root: str, table: str) -> Compaction:
+    """Merge a table's small files into few large ones, then checkpoint its log.
+
+    The merge is a new version with the same rows (an OPTIMIZE commit: files removed and added,
+    no data change). It conflicts with no append, so it is safe beside the sink: the offsets
+    the sink records in the log (app transactions) are table state, carried by every later
+    version and by the checkpoint, and the checkpoint bounds what a reader replays to open it.
+    """
+    delta = store.open_table(root, table)
+    metrics = delta.optimize.compact()
+    delta.create_checkpoint()
+    return Compaction(int(metrics.get("numFilesAdded", 0)), int(metrics.get("numFilesRemoved", 0)))
+
+
+def vacuum_table(root: str, table: str, *, retention_hours: float) -> int:
+    """Delete the files a table stopped using more than `retention_hours` ago; returns how many.
+
+    Those are files a compaction or an overwrite replaced (deleted `retention_hours` after that
+    commit) and files of commits that never landed (`retention_hours` after they were written).
+    Every version stays readable for `retention_hours` after it was written. A dry run first: a
+    vacuum that finds nothing left to delete writes no version. Log entries older than the log's retention
+    (Delta's default, 30 days) are expired too, unless the files are kept longer than that.
+    """
+    delta = store.open_table(root, table)
+    options: dict[str, Any] = {
+        "retention_hours": math.ceil(retention_hours),  # whole hours: round towards keeping
+        "enforce_retention_duration": False,
+        "full": True,  # also files no commit references (a failed commit's)
+    }
+    # The log names a replaced file until its tombstone expires (7 days), deleted or not.
+    doomed = [path for path in delta.vacuum(dry_run=True, **options) if _on_disk(root, table, path)]
+    if doomed:
+        delta.vacuum(dry_run=False, **options)
+    if retention_hours <= LOG_RETENTION_HOURS:  # else a version would lose its log before its files
+        delta.cleanup_metadata()
+    return len(doomed)
+
+
+def _on_disk(root: str, table: str, path: str) -> bool:
+    """Whether a file of the table is still there (assumed, in an object store: one request each)."""
+    if "://" in root and not root.startswith("file://"):
+        return True
+    return Path(root.removeprefix("file://"), table, path).exists()
 
 
 def _fine_tuning_example(row: dict[str, Any]) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from starlette.config import Config
 from starlette.datastructures import Secret
@@ -81,6 +81,8 @@ class Settings:
     mask_topics: bool = True
     id_salt: Secret | None = None
     retention_hours: float = 168.0
+    compact_files: int = 100
+    vacuum_interval: float = 3600.0
     rate_limit: float = 0.0
     request_timeout: float = 10.0
     max_header_bytes: int = 32_768
@@ -173,7 +175,12 @@ SETTINGS_HELP: dict[str, str] = {
     "teams) by the same policy; false = they carry the original text, as raw, messages and dead-letter do",
     "ID_SALT": "secret salt of the pseudonymous ids: set, every chat and sender id becomes an HMAC of it "
     '(in every topic and table); changing it starts new ids (docs/dataset.md "Pseudonymous ids")',
-    "RETENTION_HOURS": "age of unreferenced files that `dataset compact` vacuums",
+    "RETENTION_HOURS": "hours every table version stays readable: files a compaction replaced are deleted "
+    "this long after it, by the sink's vacuum (at least 1 h) and by `dataset compact`",
+    "COMPACT_FILES": "files the sink writes to a table before it merges them into large ones and "
+    "checkpoints the log; 0 = only `dataset compact`",
+    "VACUUM_INTERVAL": "seconds between the sink's vacuums of each table (files past RETENTION_HOURS "
+    "deleted); 0 = only `dataset compact`",
     "RATE_LIMIT": "requests/s each hook accepts before 429 (burst: 1 s of them, at least 1); 0 = no limit",
     "REQUEST_TIMEOUT": "seconds a client may take to send its request body (408, closed)",
     "MAX_HEADER_BYTES": "largest request line + headers accepted (431 and the connection closed above)",
@@ -236,7 +243,13 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
             pii_masking=config("PII_MASKING", cast=bool, default=True),
             mask_topics=config("MASK_TOPICS", cast=bool, default=True),
             id_salt=_optional_secret(config("ID_SALT", cast=str, default="")),
-            retention_hours=config("RETENTION_HOURS", cast=float, default=168.0),
+            retention_hours=_not_negative(
+                config("RETENTION_HOURS", cast=float, default=168.0), "RETENTION_HOURS"
+            ),
+            compact_files=_not_negative(config("COMPACT_FILES", cast=int, default=100), "COMPACT_FILES"),
+            vacuum_interval=_not_negative(
+                config("VACUUM_INTERVAL", cast=float, default=3600.0), "VACUUM_INTERVAL"
+            ),
             rate_limit=config("RATE_LIMIT", cast=float, default=0.0),
             request_timeout=config("REQUEST_TIMEOUT", cast=float, default=10.0),
             max_header_bytes=_positive(
@@ -271,13 +284,16 @@ def _data_dir(value: str) -> Path:
     return absolute_path(value.strip()) if value.strip() else default_data_dir()
 
 
+_Number = TypeVar("_Number", int, float)
+
+
 def _positive(value: int, name: str) -> int:
     if value < 1:
         raise ConfigError(f"{ENV_PREFIX}{name} must be at least 1, got {value}")
     return value
 
 
-def _not_negative(value: float, name: str) -> float:
+def _not_negative(value: _Number, name: str) -> _Number:
     if not value >= 0:
         raise ConfigError(f"{ENV_PREFIX}{name} must be 0 or more, got {value}")
     return value

@@ -286,9 +286,13 @@ def write(
     """
     transactions = [Transaction(app_id, version) for app_id, version in (offsets or {}).items()]
     uri = table_uri(root, table)
+    try:  # write through the opened table: its state then is the commit (one load, not two)
+        target: str | DeltaTable = open_table(root, table)
+    except TableMissing:
+        target = uri
     try:
         write_deltalake(
-            uri,
+            target,
             data,
             partition_by=[PARTITION_COLUMN],
             mode=mode,
@@ -303,7 +307,7 @@ def write(
         if corrupt.files:  # a torn log, not a conflict or a schema error: say which file
             raise corrupt from exc
         raise
-    return int(open_table(root, table).version())
+    return int((target if isinstance(target, DeltaTable) else open_table(root, table)).version())
 
 
 def transaction_versions(root: str, table: str, app_ids: Sequence[str]) -> list[int | None]:
@@ -391,9 +395,12 @@ def default_root(root: str | None) -> str:
     return load_settings().dataset_root
 
 
-def versions(root: str, table: str) -> list[dict[str, Any]]:
-    """Every version of `table`, oldest first: version, time, operation, rows added."""
-    history = open_table(root, table).history()
+def versions(root: str, table: str, limit: int | None = None) -> list[dict[str, Any]]:
+    """The versions of `table` (the newest `limit`, or all), oldest first: version, time, operation, rows.
+
+    Only the commits listed are read: the sink makes thousands an hour (docs/dataset.md).
+    """
+    history = open_table(root, table).history(limit)
     out = []
     for entry in sorted(history, key=lambda e: int(e.get("version", 0))):
         metrics = entry.get("operationMetrics") or {}

@@ -81,6 +81,10 @@ SINK_HELP = {
     "commits": "Delta commits (table versions) written",
     "failed_commits": "Delta commits that failed (the sink rewound to the log's offsets)",
     "seconds_since_commit": "seconds since the last successful Delta commit",
+    "compactions": "compactions of a table by the sink (small files merged, log checkpointed)",
+    "compacted_files": "small files the sink's compactions merged",
+    "vacuumed_files": "files the sink's vacuums deleted (unused for MESSAGEHOOKS_RETENTION_HOURS)",
+    "failed_upkeeps": "compactions or vacuums that failed (tried again on their schedule; rows are safe)",
 }
 
 

@@ -6,7 +6,9 @@ buffer as one Delta version every `sink_flush_interval` seconds (or at `sink_flu
 thread. Each commit also records, as Delta application transactions, the next Kafka offset of
 every partition it covers; on (re)assignment the sink seeks to those offsets, not to Kafka's
 committed ones. Rows are also deduplicated by their table's id, against the table itself, so a
-redelivered message or a pair re-emitted after a worker crash is written once.
+redelivered message or a pair re-emitted after a worker crash is written once. Right after a
+table's commit, the sink also compacts or vacuums that table when its schedule says so
+(streams/upkeep.py), so its small files do not pile up.
 """
 
 import asyncio
@@ -22,12 +24,13 @@ from typing import Any
 import msgspec
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 
-from messagehooks import store
+from messagehooks import maintenance, store
 from messagehooks.engines import tansu_fixes
 from messagehooks.health import SinkHealth, healthy_now, write_health
 from messagehooks.kafka import TopicIncarnations
@@ -40,6 +43,7 @@ from messagehooks.store import PARTITION_COLUMN, TableName, TableSpec
 from streams.id_digests import IdDigests
 from streams.metrics import Gauges, serve, sink_metrics
 from streams.tables import Mask, conversation_row, dead_letter_row, is_late, masker, message_row, pair_row
+from streams.upkeep import TableUpkeep, UpkeepPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +87,10 @@ class SinkStats:
     failed_commits: int = 0
     largest_commit: int = 0
     commit_seconds: float = 0.0
+    compactions: int = 0
+    compacted_files: int = 0
+    vacuumed_files: int = 0
+    failed_upkeeps: int = 0
 
 
 Ident = tuple[str, ...]
@@ -269,6 +277,8 @@ class DatasetSink:
             name: TableBuffer(spec, KeyIndex(self.root, spec, watermarks=name == "messages"))
             for name, spec in store.SPECS.items()
         }
+        policy = UpkeepPolicy.of(settings)
+        self.upkeep = {name: TableUpkeep(self.root, name, policy) for name in store.SPECS}
         self._mask: Mask = masker(settings.pii_masking)
         self._lock = asyncio.Lock()
         self._consumer: AIOKafkaConsumer | None = None
@@ -518,7 +528,9 @@ class DatasetSink:
             ]
             if not due:
                 return
-            results = await asyncio.gather(*(self._commit(buffer) for buffer in due), return_exceptions=True)
+            results = await asyncio.gather(
+                *(self._commit(buffer, upkeep=not force) for buffer in due), return_exceptions=True
+            )
             failed = [r for r in results if isinstance(r, BaseException)]
             committed: dict[TopicPartition, int] = {}
             for buffer, result in zip(due, results, strict=True):
@@ -544,7 +556,8 @@ class DatasetSink:
                 self._report(healthy_now())
             await self._commit_kafka(committed)
 
-    async def _commit(self, buffer: TableBuffer) -> int:
+    async def _commit(self, buffer: TableBuffer, *, upkeep: bool) -> int:
+        """Commit the buffer as one version, then keep the table in shape if that is due."""
         data = self._arrow(buffer)
         rows = data.num_rows
         offsets = {
@@ -568,7 +581,40 @@ class DatasetSink:
         self.stats.rows += rows
         self.stats.largest_commit = max(self.stats.largest_commit, rows)
         logger.debug("committed", extra={"table": buffer.spec.name, "rows": rows, "version": version})
+        self.upkeep[buffer.spec.name].committed(files=len(pc.unique(data.column(PARTITION_COLUMN))))
+        if upkeep:
+            await self._keep_up(self.upkeep[buffer.spec.name])
         return version
+
+    async def _keep_up(self, upkeep: TableUpkeep) -> None:
+        """Compact or vacuum the table when due: after its commit, before its next (docs/dataset.md).
+
+        A failure is logged and counted, never taken for a failed commit: the rows are in.
+        """
+        if not upkeep.due():
+            return
+        try:
+            done = await asyncio.to_thread(upkeep.run)
+        except Exception as exc:  # the table stays as it was: tried again on its schedule
+            self.stats.failed_upkeeps += 1
+            logger.warning("upkeep of %s failed: %s", upkeep.table, _describe(exc))
+            return
+        merged = done.compaction or maintenance.Compaction(0, 0)
+        if merged.files_removed:
+            self.stats.compactions += 1
+            self.stats.compacted_files += merged.files_removed
+        self.stats.vacuumed_files += done.vacuumed or 0
+        if merged.files_removed or done.vacuumed:
+            logger.info(
+                "table upkeep",
+                extra={
+                    "table": upkeep.table,
+                    "files_merged": merged.files_removed,
+                    "files_written": merged.files_added,
+                    "files_vacuumed": done.vacuumed or 0,
+                    "seconds": round(done.seconds, 3),
+                },
+            )
 
     def _arrow(self, buffer: TableBuffer) -> pa.Table:
         """The buffer as Arrow; a row that does not fit the schema is skipped, not retried forever."""

@@ -52,6 +52,15 @@ def message(
     )
 
 
+def second_of_messages(n: int, ts: float, count: int = 6) -> list[Message]:
+    """`count` messages of chat `c{n % 40}` within a second from `ts`, ids `m{n}.0`, `m{n}.1`, ...:
+    what one commit of the sink holds in a quiet pipeline."""
+    return [
+        message(chat=f"c{n % 40}", ts=ts + j * 0.1, body=f"message {n}.{j}", message_id=f"m{n}.{j}")
+        for j in range(count)
+    ]
+
+
 def event(*, action: str, ts: float = BASE_TS, chat: str | int = "42", **kwargs: Any) -> Message:
     """An `event` message (assign/unassign), sent by the platform."""
     kwargs.setdefault("role", "sys")

@@ -10,6 +10,7 @@ import uuid
 from benchmarks.bench_backfill import simulated_messages
 from benchmarks.bench_sink import distinct_pairs
 from benchmarks.bench_stream import prefill
+from benchmarks.bench_upkeep import arm
 from benchmarks.engine import broker_env, broker_settings, started_broker
 from messagehooks.engines import resolve, tansu_fixes
 
@@ -37,3 +38,9 @@ def test_the_stream_benchmark_prefills_a_topic(tansu) -> None:
     topic = f"bench{uuid.uuid4().hex[:8]}.messages"
     sent = asyncio.run(prefill(tansu.bootstrap, topic, 300))
     assert sent >= 300
+
+
+def test_the_upkeep_benchmark_measures_the_table_it_wrote(tmp_path) -> None:
+    result = arm(str(tmp_path), 5, upkeep=True, repeat=1)
+    assert (result["commits"], result["live_files"], result["disk_files"]) == (5, 5, 5)
+    assert result["upkeep_runs"] == 1  # the first commit's: files counted, the first vacuum

@@ -70,6 +70,21 @@ def test_dataset_versions_lists_each_commit_with_its_rows(root, capsys):
     assert [int(p[-2]) for p in parsed] == [len(rows[i::3]) for i in range(3)]
 
 
+def test_dataset_versions_lists_the_newest_twenty_unless_told(root, capsys):
+    """The sink makes ~3,600 versions an hour: the listing shows the newest and says so."""
+    data = store.rows_to_arrow("dead_letters", populate(root)["dead_letters"][:1])
+    for _ in range(24):
+        store.write(root, "dead_letters", data)
+    assert main(["dataset", "versions", "dead_letters"]) == 0
+    captured = capsys.readouterr()
+    assert [int(line.split()[0]) for line in captured.out.splitlines()] == list(range(5, 25))
+    assert captured.err == "(the newest 20: versions 5 to 24; --limit 0 lists all)\n"
+    assert main(["dataset", "versions", "dead_letters", "--limit", "0"]) == 0
+    captured = capsys.readouterr()
+    assert [int(line.split()[0]) for line in captured.out.splitlines()] == list(range(25))
+    assert captured.err == ""
+
+
 def test_dataset_versions_defaults_to_turn_pairs_and_takes_a_dataset_uri(tmp_path, root, capsys):
     other = str(tmp_path / "elsewhere")
     populate(other)
