@@ -592,7 +592,8 @@ async def simulate(
             )
         out.write(f"simulate: stopped at {_clock()} after {time.time() - started:.0f} s: {summary.stopped}\n")
         if tasks:
-            wait = INTERRUPTED_WAIT if summary.stopped == "interrupted" else _retry_window(options)
+            cut_short = summary.stopped == "interrupted" or summary.stopped.startswith(UNREACHABLE)
+            wait = CUT_SHORT_WAIT if cut_short else _retry_window(options)
             if summary.retries:
                 out.write(
                     f"simulate: up to {wait:.0f} s for {len(tasks)} deliveries Landbot would still retry\n"
@@ -606,8 +607,9 @@ async def simulate(
     return summary
 
 
-INTERRUPTED_WAIT = 3.0
-"""Seconds an interrupted simulation gives its deliveries in flight (`up` stops it within 10)."""
+CUT_SHORT_WAIT = 3.0
+"""Seconds an interrupted simulation (`up` stops it within 10), or one that gave up on the ingest,
+gives its deliveries in flight; one that ran its course waits for Landbot's retries."""
 
 
 def _retry_window(options: SimulationOptions) -> float:
