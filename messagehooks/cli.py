@@ -383,7 +383,7 @@ def _create_local_root(root: str) -> None:
 
 
 def _run_simulate(settings: Settings, args: argparse.Namespace) -> int:
-    from messagehooks.simulate import SimulationOptions, simulate
+    from messagehooks.simulate import CUT_SHORT_WAIT, SimulationOptions, simulate
 
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per POST drowns the summary
     # A fresh seed by default: the same seed sends the same message ids again, which the dataset
@@ -407,7 +407,9 @@ def _run_simulate(settings: Settings, args: argparse.Namespace) -> int:
     stop = threading.Event()  # SIGTERM (from `up`) or Ctrl-C: stop sending, say so, summarize
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    summary = asyncio.run(simulate(options, args.url, token=args.token, out=sys.stderr, stop=stop))
+    summary = asyncio.run(
+        simulate(options, args.url, token=args.token, out=sys.stderr, stop=stop, stopped_wait=CUT_SHORT_WAIT)
+    )
     return 0 if summary.delivered_all else 1
 
 

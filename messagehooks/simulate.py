@@ -545,12 +545,15 @@ async def simulate(
     concurrency: int = 32,
     delivered: dict[str, int] | None = None,
     stop: threading.Event | None = None,
+    stopped_wait: float | None = None,
 ) -> SimulationSummary:
     """POST the chats' messages at about `options.rate` messages/s until one of the stop reasons.
 
     The reasons: `duration` reached, the chat budget reached (every message of every chat sent),
     `stop` set (interrupted: a test ends its traffic after its faults; the CLI on SIGTERM), or the
     ingest unreachable for `give_up_after`. One line says when and which, then the summary.
+    Once `stop` is set, the deliveries in flight get `stopped_wait` seconds (None: Landbot's retry
+    window, as at the end of `duration`: a test ends its traffic with the retries it owes).
     `delivered`, if given, maps the `_raw.uuid` of every message that got a 2xx to that status (tests).
     """
     summary = SimulationSummary()
@@ -592,8 +595,12 @@ async def simulate(
             )
         out.write(f"simulate: stopped at {_clock()} after {time.time() - started:.0f} s: {summary.stopped}\n")
         if tasks:
-            cut_short = summary.stopped == "interrupted" or summary.stopped.startswith(UNREACHABLE)
-            wait = CUT_SHORT_WAIT if cut_short else _retry_window(options)
+            if summary.stopped.startswith(UNREACHABLE):
+                wait = CUT_SHORT_WAIT  # their retries would fail too
+            elif summary.stopped == "interrupted" and stopped_wait is not None:
+                wait = stopped_wait
+            else:
+                wait = _retry_window(options)
             if summary.retries:
                 out.write(
                     f"simulate: up to {wait:.0f} s for {len(tasks)} deliveries Landbot would still retry\n"
@@ -608,8 +615,8 @@ async def simulate(
 
 
 CUT_SHORT_WAIT = 3.0
-"""Seconds an interrupted simulation (`up` stops it within 10), or one that gave up on the ingest,
-gives its deliveries in flight; one that ran its course waits for Landbot's retries."""
+"""Seconds a simulation that gave up on the ingest, or one the CLI stops (`up` stops it within 10),
+gives its deliveries in flight; otherwise they get Landbot's retry window."""
 
 
 def _retry_window(options: SimulationOptions) -> float:
