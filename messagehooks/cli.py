@@ -81,11 +81,12 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
         "--url", required=True, help="the hook URL, e.g. http://127.0.0.1:8000/hooks/default"
     )
     simulate.add_argument("--rate", type=float, default=5.0, help="messages/s (default: %(default)s)")
+    simulate.add_argument("--chats", type=int, default=None, help="most chats to start (default: no limit)")
     simulate.add_argument(
-        "--chats", type=int, default=1000, help="most chats to start (default: %(default)s)"
-    )
-    simulate.add_argument(
-        "--duration", type=float, default=60.0, help="seconds to run at most (default: %(default)s)"
+        "--duration",
+        type=float,
+        default=60.0,
+        help="seconds to run at most; 0 = until stopped (default: %(default)s)",
     )
     simulate.add_argument(
         "--seed",
@@ -110,7 +111,17 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
         "--time-scale", type=float, default=1.0, help="multiplies think times (0.01 = 100x faster)"
     )
     simulate.add_argument(
-        "--returning-after", type=float, default=7200.0, help="seconds until a customer returns"
+        "--returning-after",
+        type=float,
+        default=None,
+        help="seconds until a customer returns (default: 4 x MESSAGEHOOKS_CONVERSATION_GAP; pauses "
+        "inside a conversation stay within half of that gap)",
+    )
+    simulate.add_argument(
+        "--give-up-after",
+        type=float,
+        default=120.0,
+        help="stop once the ingest gave no 2xx for this many seconds; 0 = never (default: %(default)s)",
     )
 
     train = commands.add_parser("train", help="train and evaluate a baseline model on a dataset version")
@@ -381,7 +392,7 @@ def _create_local_root(root: str) -> None:
 
 
 def _run_simulate(settings: Settings, args: argparse.Namespace) -> int:
-    from messagehooks.simulate import SimulationOptions, simulate
+    from messagehooks.simulate import CUT_SHORT_WAIT, SimulationOptions, simulate
 
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per POST drowns the summary
     # A fresh seed by default: the same seed sends the same message ids again, which the dataset
@@ -391,7 +402,7 @@ def _run_simulate(settings: Settings, args: argparse.Namespace) -> int:
     options = SimulationOptions(
         chats=args.chats,
         rate=args.rate,
-        duration=args.duration,
+        duration=args.duration or None,
         seed=seed,
         escalation=args.escalation,
         dropoff=args.dropoff,
@@ -399,9 +410,16 @@ def _run_simulate(settings: Settings, args: argparse.Namespace) -> int:
         pii=args.pii,
         time_scale=args.time_scale,
         returning_after=args.returning_after,
+        conversation_gap=settings.conversation_gap,  # `up` sets the one its worker uses
+        give_up_after=args.give_up_after or None,
     )
-    summary = asyncio.run(simulate(options, args.url, token=args.token, out=sys.stderr))
-    return 0 if summary.failed == 0 else 1
+    stop = threading.Event()  # SIGTERM (from `up`) or Ctrl-C: stop sending, say so, summarize
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    summary = asyncio.run(
+        simulate(options, args.url, token=args.token, out=sys.stderr, stop=stop, stopped_wait=CUT_SHORT_WAIT)
+    )
+    return 0 if summary.delivered_all else 1
 
 
 def _run_train(settings: Settings, args: argparse.Namespace) -> int:

@@ -157,7 +157,8 @@ SETTINGS_HELP: dict[str, str] = {
     "DATA_DIR": "directory of the spool, the datasets and the logs (relative: to the working directory)",
     "LOG_LEVEL": "level of the JSON logs",
     "SIMULATE_RATE": "messages/s of simulated Landbot traffic `up` posts to its first hook (0 = none)",
-    "CONVERSATION_GAP": "seconds of silence that close a conversation",
+    "CONVERSATION_GAP": "seconds of silence that close a conversation (unset, `up` uses 120 while it "
+    "simulates traffic)",
     "ALLOWED_LATENESS": "seconds of event time a message may arrive late and still be ordered",
     "CONTEXT_TURNS": "turns of context kept with each turn pair",
     "WORKER_ID": "Faust app id = consumer group of the stream workers",

@@ -11,6 +11,12 @@ message the way Landbot does, and letting bursts arrive a few tens of millisecon
 Time: a script's times are seconds since its chat started; `time_scale` multiplies them, so
 0.01 turns a four-minute chat into 2.4 s (tests). Timestamps are the wall-clock time each message
 is due, so event time is live time (scaled) and jittered sends arrive out of order.
+
+The conversation gap: given the pipeline's `conversation_gap`, every pause inside a conversation
+stays within half of it and a returning customer comes back after four of it, so the pipeline
+closes each conversation where the script ends it (docs/operations.md, "Simulated traffic").
+Without a chat budget or a duration the traffic goes on at its rate until stopped; it always ends
+with one line saying when and why.
 """
 
 import asyncio
@@ -21,7 +27,9 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, TextIO
 
 import httpx
@@ -147,11 +155,17 @@ AGENTS = ["Ana", "Marc", "Sofia", "Tom"]
 
 @dataclass(frozen=True, slots=True)
 class SimulationOptions:
-    """What traffic to make; the generated statistics follow these numbers (tests check them)."""
+    """What traffic to make; the generated statistics follow these numbers (tests check them).
 
-    chats: int = 100
+    `chats` None: no chat budget; `duration` None: until stopped. `conversation_gap` is the
+    pipeline's gap in wall-clock seconds (None: not known, pauses as drawn). `returning_after` is
+    in script seconds (None: four gaps, or 7,200 s without a gap). `give_up_after`: seconds without
+    a 2xx answer, while deliveries fail, after which the ingest counts as unreachable (None: never).
+    """
+
+    chats: int | None = None
     rate: float = 5.0
-    duration: float = 60.0
+    duration: float | None = 60.0
     seed: int = 0
     dropoff: float = 1.0
     escalation: float = 0.15
@@ -159,22 +173,58 @@ class SimulationOptions:
     pii: float = 0.25
     languages: tuple[str, ...] = tuple(LANGUAGES)
     time_scale: float = 1.0
-    returning_after: float = 7200.0
+    returning_after: float | None = None
+    conversation_gap: float | None = None
     channel: int = 761536
     retry_scale: float = 1.0
     disorder: float = 0.2
     timeout: float = 10.0
+    give_up_after: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("escalation", "returning", "pii", "disorder"):
             value = getattr(self, name)
             if not 0 <= value <= 1:
                 raise ConfigError(f"--{name} must be a probability between 0 and 1, got {value}")
-        if self.rate <= 0 or self.duration <= 0 or self.chats < 1 or self.time_scale <= 0:
-            raise ConfigError("--rate, --duration, --time-scale must be > 0 and --chats >= 1")
+        if self.rate <= 0 or self.time_scale <= 0 or (self.chats is not None and self.chats < 1):
+            raise ConfigError("--rate, --time-scale must be > 0 and --chats >= 1")
+        if self.duration is not None and self.duration <= 0:
+            raise ConfigError("--duration must be > 0 (or none: until stopped)")
+        if self.conversation_gap is not None and self.conversation_gap <= 0:
+            raise ConfigError(f"the conversation gap must be > 0 s, got {self.conversation_gap}")
         unknown = set(self.languages) - set(LANGUAGES)
         if unknown:
             raise ConfigError(f"unknown languages {sorted(unknown)}; choose from {', '.join(LANGUAGES)}")
+        gap = self.conversation_gap
+        if gap is not None and self.return_after * self.time_scale <= gap:
+            raise ConfigError(
+                f"--returning-after {self.return_after:g} s (x time scale {self.time_scale:g}) must exceed "
+                f"the conversation gap ({gap:g} s, MESSAGEHOOKS_CONVERSATION_GAP): a returning customer "
+                "starts a new conversation"
+            )
+
+    @property
+    def return_after(self) -> float:
+        """Script seconds from a customer's last message to their return."""
+        if self.returning_after is not None:
+            return self.returning_after
+        if self.conversation_gap is None:
+            return 7200.0
+        return RETURN_GAPS * self.conversation_gap / self.time_scale
+
+    @property
+    def longest_pause(self) -> float:
+        """Script seconds a conversation may stay silent between two messages: half the gap."""
+        if self.conversation_gap is None:
+            return math.inf
+        return PAUSE_SHARE_OF_GAP * self.conversation_gap / self.time_scale
+
+
+PAUSE_SHARE_OF_GAP = 0.5
+"""Every pause inside a conversation stays within this share of the gap: the pipeline's delays
+(retries aside) never make a continuing customer look gone."""
+RETURN_GAPS = 4.0
+"""A returning customer comes back after this many gaps (7,200 s for the default 1,800 s gap)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,7 +261,7 @@ def chat_script(options: SimulationOptions, index: int) -> ChatScript:
     script.dropped_at = _conversation(builder, words, escalates, script, full=True)
     if rng.random() < options.returning:
         script.returning = True
-        builder.clock += options.returning_after
+        builder.clock += options.return_after
         _conversation(builder, words, False, script, full=False)
     return script
 
@@ -328,6 +378,8 @@ class _Builder:
         options: list[str] | None = None,
         action: str | None = None,
     ) -> None:
+        if pause > self.options.longest_pause:  # redrawn below it: no pile-up at the limit
+            pause = self.options.longest_pause * self.rng.uniform(0.5, 1.0)
         self.clock += pause
         self.seq += 1
         author = {"customer": "user"}.get(sender or "", sender)
@@ -373,7 +425,7 @@ def _lognormal(rng: random.Random, median: float, sigma: float) -> float:
 
 @dataclass
 class SimulationSummary:
-    """What a simulation sent, and what its chats did."""
+    """What a simulation sent, what its chats did, and why it stopped."""
 
     chats: int = 0
     messages: int = 0
@@ -384,6 +436,21 @@ class SimulationSummary:
     escalations: int = 0
     dropoffs: Counter[str] = field(default_factory=Counter)
     returning: int = 0
+    stopped: str = ""
+    """Why the traffic ended: duration reached, chat budget reached, interrupted, ingest unreachable."""
+
+    def started(self, script: ChatScript) -> None:
+        """Count a chat that starts."""
+        self.chats += 1
+        self.escalations += script.escalated
+        self.returning += script.returning
+        if script.dropped_at:
+            self.dropoffs[script.dropped_at] += 1
+
+    @property
+    def delivered_all(self) -> bool:
+        """Whether every message it sent got a 2xx, and it did not stop on an unreachable ingest."""
+        return self.failed == 0 and not self.stopped.startswith(UNREACHABLE)
 
     def line(self) -> str:
         """One line for humans."""
@@ -395,44 +462,37 @@ class SimulationSummary:
         )
 
 
-async def simulate(
+def mean_messages(options: SimulationOptions, sample: int = 200) -> float:
+    """Messages per chat on average (returning visits included), over the first `sample` chats."""
+    count = sample if options.chats is None else min(options.chats, sample)
+    return sum(len(chat_script(options, i).messages) for i in range(count)) / count
+
+
+def schedule(
     options: SimulationOptions,
-    url: str,
+    start: float,
     *,
-    token: str | None = None,
-    out: TextIO,
-    transport: httpx.AsyncBaseTransport | None = None,
-    concurrency: int = 32,
-    delivered: dict[str, int] | None = None,
-    stop: threading.Event | None = None,
-) -> SimulationSummary:
-    """POST the chats' messages at about `options.rate` messages/s until `duration` or the last chat ends.
+    until: float | None = None,
+    on_start: Callable[[ChatScript], None] = lambda script: None,
+) -> Iterator[tuple[float, Scripted]]:
+    """Every message of the traffic as (send time, message stamped with its due time), in send order.
 
-    `delivered`, if given, maps the `_raw.uuid` of every message that got a 2xx to that status (tests).
-    `stop`, once set, ends the traffic early like the end of `duration` (a test ends it a few seconds
-    after its faults instead of guessing a duration long enough for a loaded machine).
+    Chats start as a Poisson process whose mean spacing makes `options.rate` messages/s, from
+    `start` until `until` (None: forever) or the chat budget; each is scripted as it starts, so a
+    week of traffic is never in memory. Ends after the last started chat's last message.
     """
-    summary = SimulationSummary()
-    mean_messages = sum(len(chat_script(options, i).messages) for i in range(min(options.chats, 200))) / min(
-        options.chats, 200
-    )
-    chat_gap = mean_messages / options.rate  # seconds between chat starts, on average
+    chat_gap = mean_messages(options) / options.rate  # seconds between chat starts, on average
     arrivals = random.Random(f"{options.seed}:arrivals")  # noqa: S311 - simulation
-    started = time.time()
-    deadline = started + options.duration
     due: list[tuple[float, int, Scripted]] = []
-    next_start, index, order = started, 0, 0
-
-    def admit_until(horizon: float) -> None:
-        """Script the chats that start before `horizon` (lazily: a week of traffic is never in memory)."""
-        nonlocal next_start, index, order
-        while index < options.chats and next_start <= min(horizon, deadline):
+    next_start, index, order = start, 0, 0
+    while True:
+        while (
+            (options.chats is None or index < options.chats)
+            and (until is None or next_start <= until)
+            and (not due or next_start <= due[0][0])
+        ):
             script = chat_script(options, index)
-            summary.chats += 1
-            summary.escalations += script.escalated
-            summary.returning += script.returning
-            if script.dropped_at:
-                summary.dropoffs[script.dropped_at] += 1
+            on_start(script)
             for item in script.messages:
                 at = next_start + item.at * options.time_scale
                 send_at = at
@@ -445,36 +505,160 @@ async def simulate(
                 order += 1
             index += 1
             next_start += arrivals.expovariate(1 / chat_gap)
+        if not due:
+            return
+        send_at, _, item = heapq.heappop(due)
+        yield send_at, item
+
+
+@dataclass
+class _Reach:
+    """Whether the ingest answers: when it last gave a 2xx, and the failure since, if any."""
+
+    last_ok: float
+    failure: str | None = None
+
+    def ok(self) -> None:
+        self.last_ok, self.failure = time.time(), None
+
+    def failed(self, what: str) -> None:
+        self.failure = what
+
+    def unreachable(self, give_up_after: float | None) -> str | None:
+        """The stop reason once nothing but failures came back for `give_up_after` seconds."""
+        silent = time.time() - self.last_ok
+        if give_up_after is None or self.failure is None or silent < give_up_after:
+            return None
+        return f"{UNREACHABLE} (no 2xx answer for {silent:.0f} s; last: {self.failure})"
+
+
+UNREACHABLE = "ingest unreachable"
+
+
+async def simulate(
+    options: SimulationOptions,
+    url: str,
+    *,
+    token: str | None = None,
+    out: TextIO,
+    transport: httpx.AsyncBaseTransport | None = None,
+    concurrency: int = 32,
+    delivered: dict[str, int] | None = None,
+    stop: threading.Event | None = None,
+    stopped_wait: float | None = None,
+) -> SimulationSummary:
+    """POST the chats' messages at about `options.rate` messages/s until one of the stop reasons.
+
+    The reasons: `duration` reached, the chat budget reached (every message of every chat sent),
+    `stop` set (interrupted: a test ends its traffic after its faults; the CLI on SIGTERM), or the
+    ingest unreachable for `give_up_after`. One line says when and which, then the summary.
+    Once `stop` is set, the deliveries in flight get `stopped_wait` seconds (None: Landbot's retry
+    window, as at the end of `duration`: a test ends its traffic with the retries it owes).
+    `delivered`, if given, maps the `_raw.uuid` of every message that got a 2xx to that status (tests).
+    """
+    summary = SimulationSummary()
+    started = time.time()
+    deadline = None if options.duration is None else started + options.duration
+    reach = _Reach(started)
+
+    def interrupted() -> str | None:
+        if stop is not None and stop.is_set():
+            return "interrupted"
+        return reach.unreachable(options.give_up_after)
 
     headers = {"User-Agent": "landbot/webhooks", "Content-Type": "application/json"}
     if token:
         headers["Authorization"] = f"Token {token}"
     slots = asyncio.Semaphore(concurrency)
     tasks: set[asyncio.Task[None]] = set()
+    sent = 0
     async with httpx.AsyncClient(headers=headers, timeout=options.timeout, transport=transport) as client:
-        while time.time() < deadline and not (stop is not None and stop.is_set()):
-            admit_until(due[0][0] if due else next_start)
-            if not due:
-                break  # every chat is scripted and sent
-            at, _, item = heapq.heappop(due)
-            if at >= deadline:
-                break  # the rest is due after the end (a returning visit): not waited for, not sent
-            await asyncio.sleep(max(0.0, at - time.time()))
-            await slots.acquire()
-            task = asyncio.create_task(_deliver(client, url, item, options, summary, slots, delivered))
+        for send_at, item in schedule(options, started, until=deadline, on_start=summary.started):
+            if deadline is not None and max(send_at, time.time()) >= deadline:
+                summary.stopped = f"duration reached ({options.duration:g} s)"
+                break  # what is due later (a returning visit) is not waited for, not sent
+            if reason := await _sleep_until(send_at, interrupted) or await _take_slot(slots, interrupted):
+                summary.stopped = reason
+                break
+            deliver = _deliver(client, url, item, options, summary, reach, delivered)
+            task = asyncio.create_task(_released(deliver, slots))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
-            if summary.messages and summary.messages % 500 == 0:
-                out.write(f"simulate: {summary.messages} messages sent\n")
+            sent += 1
+            if sent % 500 == 0:
+                out.write(f"simulate: {sent} messages sent\n")
+        else:
+            summary.stopped = (
+                f"chat budget reached ({options.chats} chats, every message sent)"
+                if options.chats is not None and summary.chats >= options.chats
+                else f"duration reached ({options.duration:g} s; no chat starts before its end)"
+            )
+        out.write(f"simulate: stopped at {_clock()} after {time.time() - started:.0f} s: {summary.stopped}\n")
         if tasks:
-            wait = max(5.0, sum(RETRY_GAPS) * options.retry_scale + 10)
+            if summary.stopped.startswith(UNREACHABLE):
+                wait = CUT_SHORT_WAIT  # their retries would fail too
+            elif summary.stopped == "interrupted" and stopped_wait is not None:
+                wait = stopped_wait
+            else:
+                wait = _retry_window(options)
             if summary.retries:
                 out.write(
                     f"simulate: up to {wait:.0f} s for {len(tasks)} deliveries Landbot would still retry\n"
                 )
             await asyncio.wait(tasks, timeout=wait)
+            unfinished = list(tasks)
+            for task in unfinished:
+                task.cancel()
+            await asyncio.gather(*unfinished, return_exceptions=True)
     out.write(summary.line() + "\n")
     return summary
+
+
+CUT_SHORT_WAIT = 3.0
+"""Seconds a simulation that gave up on the ingest, or one the CLI stops (`up` stops it within 10),
+gives its deliveries in flight; otherwise they get Landbot's retry window."""
+
+
+def _retry_window(options: SimulationOptions) -> float:
+    return max(5.0, sum(RETRY_GAPS) * options.retry_scale + 10)
+
+
+def _clock() -> str:
+    return datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+async def _sleep_until(when: float, interrupted: Callable[[], str | None]) -> str | None:
+    """Sleep until `when` (yielding at least once), in short steps; a stop reason cuts it short."""
+    while True:
+        if reason := interrupted():
+            return reason
+        left = when - time.time()
+        await asyncio.sleep(min(max(left, 0.0), WAIT_STEP))
+        if left <= WAIT_STEP:
+            return interrupted()
+
+
+async def _take_slot(slots: asyncio.Semaphore, interrupted: Callable[[], str | None]) -> str | None:
+    """Take a delivery slot; while all are busy, look at the stop reasons every `WAIT_STEP`."""
+    while slots.locked():
+        getter = asyncio.ensure_future(slots.acquire())
+        done, _ = await asyncio.wait({getter}, timeout=WAIT_STEP)
+        if getter in done:
+            return None
+        getter.cancel()
+        try:
+            await getter
+            return None  # it got the slot as it was being cancelled
+        except asyncio.CancelledError:
+            pass
+        if reason := interrupted():
+            return reason
+    await slots.acquire()  # a slot is free: at once
+    return None
+
+
+WAIT_STEP = 0.05
+"""Seconds between looks at the clock, the free delivery slots and the stop reasons."""
 
 
 def _stamped(item: Scripted, timestamp: float) -> Scripted:
@@ -486,33 +670,40 @@ def _stamped(item: Scripted, timestamp: float) -> Scripted:
     return Scripted(item.at, message, item.trace)
 
 
+async def _released(delivery: Awaitable[None], slots: asyncio.Semaphore) -> None:
+    try:
+        await delivery
+    finally:
+        slots.release()
+
+
 async def _deliver(
     client: httpx.AsyncClient,
     url: str,
     item: Scripted,
     options: SimulationOptions,
     summary: SimulationSummary,
-    slots: asyncio.Semaphore,
+    reach: _Reach,
     delivered: dict[str, int] | None,
 ) -> None:
     """One message, one POST; a non-2xx or no answer is retried with the same body and trace."""
-    try:
-        summary.messages += 1
-        body = httpx.Request("POST", url, json={"messages": [item.message]}).content
-        for attempt, gap in enumerate((0.0, *RETRY_GAPS)):
-            if attempt:
-                summary.retries += 1
-                await asyncio.sleep(gap * options.retry_scale)
-            summary.posts += 1
-            try:
-                response = await client.post(url, content=body, headers={"sentry-trace": item.trace})
-            except httpx.TransportError:
-                continue
-            summary.statuses[response.status_code] += 1
-            if response.is_success:
-                if delivered is not None:
-                    delivered[item.message["_raw"]["uuid"]] = response.status_code
-                return
-        summary.failed += 1
-    finally:
-        slots.release()
+    summary.messages += 1
+    body = httpx.Request("POST", url, json={"messages": [item.message]}).content
+    for attempt, gap in enumerate((0.0, *RETRY_GAPS)):
+        if attempt:
+            summary.retries += 1
+            await asyncio.sleep(gap * options.retry_scale)
+        summary.posts += 1
+        try:
+            response = await client.post(url, content=body, headers={"sentry-trace": item.trace})
+        except httpx.TransportError as exc:
+            reach.failed(f"{type(exc).__name__} from {url}")
+            continue
+        summary.statuses[response.status_code] += 1
+        if response.is_success:
+            reach.ok()
+            if delivered is not None:
+                delivered[item.message["_raw"]["uuid"]] = response.status_code
+            return
+        reach.failed(f"{response.status_code} from {url}")
+    summary.failed += 1

@@ -40,10 +40,13 @@ class Status:
     open_conversations: float | None = None
     pair_rows: int | None = None
     message_rows: int | None = None
+    conversation_rows: int | None = None
     dataset_version: int | None = None
     corrupt_tables: list[str] = field(default_factory=list)
     warnings: tuple[str, ...] = ()
     """Standing warnings (an open hook): shown under the panel, whose logs go to files."""
+    conversation_gap: str | None = None
+    simulator: str | None = None
 
     def line(self) -> str:
         """The status as one log line."""
@@ -57,9 +60,12 @@ class Status:
             ("open conversations", _fmt(self.open_conversations)),
             ("messages in dataset", _fmt(self.message_rows)),
             ("pairs in dataset", _fmt(self.pair_rows)),
+            ("conversations in dataset", _fmt(self.conversation_rows)),
             ("turn_pairs version", _fmt(self.dataset_version)),
             ("dead letters", _fmt(self.dead_letters)),
             ("spool depth", _fmt(self.spool_depth)),
+            ("conversation gap", self.conversation_gap or "-"),
+            ("simulated traffic", self.simulator or "-"),
         ] + [("corrupt table", f"{name} (see the sink's log)") for name in self.corrupt_tables]
 
     def table(self) -> Table:
@@ -86,13 +92,22 @@ class StatusBoard:
     dataset_root: str
     worker_metrics_url: str | None = None
     warnings: tuple[str, ...] = ()
+    conversation_gap: str | None = None
+    """The gap conversations close after, as `up` runs it (a demo gap while simulating)."""
+    simulator: str | None = None
+    """What the simulator is doing, set by `up`."""
     started: float = field(default_factory=time.monotonic)
     _last: tuple[float, float] | None = None
 
     def read(self) -> Status:
         """The current status (sources that fail are left empty)."""
         now = time.monotonic()
-        status = Status(uptime_s=now - self.started, warnings=self.warnings)
+        status = Status(
+            uptime_s=now - self.started,
+            warnings=self.warnings,
+            conversation_gap=self.conversation_gap,
+            simulator=self.simulator,
+        )
         try:
             ingest = scrape(self.ingest_metrics_url)
         except OSError:
@@ -111,7 +126,7 @@ class StatusBoard:
                 status.open_conversations = worker.get(OPEN_CONVERSATIONS)
             except OSError:
                 pass
-        for table in ("messages", "turn_pairs"):
+        for table in ("messages", "turn_pairs", "conversations"):
             try:
                 delta = store.open_table(self.dataset_root, table)
             except store.TableMissing:
@@ -122,6 +137,8 @@ class StatusBoard:
             rows = store.row_count(delta)
             if table == "messages":
                 status.message_rows = rows
+            elif table == "conversations":
+                status.conversation_rows = rows
             else:
                 status.pair_rows, status.dataset_version = rows, int(delta.version())
         return status

@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +49,10 @@ SINK_STOP_DEADLINE = 30.0
 STOP_ORDER = ("simulate", "ingest", "worker", "sink")
 STATUS_LINE_INTERVAL = 10.0
 """Seconds between status log lines when stderr is not a terminal."""
+DEMO_CONVERSATION_GAP = 120.0
+"""Seconds of silence that close a conversation while `up` simulates traffic and no
+MESSAGEHOOKS_CONVERSATION_GAP is set: the labels (unanswered pairs, conversation rows) of a chat
+come two minutes after its end, not thirty (the simulator keeps its pauses within half of it)."""
 
 
 @dataclass
@@ -76,7 +81,24 @@ def child_environment(settings: Settings) -> dict[str, str]:
     env[f"{ENV_PREFIX}WORKER_METRICS_PORT"] = str(settings.worker_metrics_port)
     env[f"{ENV_PREFIX}SINK_METRICS_PORT"] = str(settings.sink_metrics_port)
     env[f"{ENV_PREFIX}BROKER_ENGINE"] = settings.broker_engine
+    env[f"{ENV_PREFIX}CONVERSATION_GAP"] = str(settings.conversation_gap)  # worker and simulator agree
     return env
+
+
+def with_conversation_gap(
+    settings: Settings, *, simulating: bool, environ: Mapping[str, str]
+) -> tuple[Settings, str]:
+    """The settings with the gap the stack runs with, and that gap as the panel shows it.
+
+    A gap set in MESSAGEHOOKS_CONVERSATION_GAP is kept; otherwise simulated traffic gets
+    `DEMO_CONVERSATION_GAP`, so that a first run has labels in minutes.
+    """
+    if f"{ENV_PREFIX}CONVERSATION_GAP" in environ:
+        return settings, f"{settings.conversation_gap:g} s ({ENV_PREFIX}CONVERSATION_GAP)"
+    if simulating:
+        demo = dataclasses.replace(settings, conversation_gap=DEMO_CONVERSATION_GAP)
+        return demo, f"{DEMO_CONVERSATION_GAP:g} s (demo, while simulating)"
+    return settings, f"{settings.conversation_gap:g} s"
 
 
 def spawn(name: str, args: list[str], env: dict[str, str], log_dir: Path | None = None) -> Child:
@@ -130,6 +152,8 @@ class Stack:
         self.broker_budget = RestartBudget()
         self.engine = settings.broker_engine  # resolved by run_stack: kafka or tansu
         self._broker_restart_at: float | None = None
+        self.simulator_exit: int | None = None
+        """The simulator's exit code once it has finished (it is not started again)."""
 
     def __enter__(self) -> Self:
         if self.settings.embedded:
@@ -173,7 +197,8 @@ class Stack:
             code = child.process.poll()
             if child.restart_at is None and code is not None:
                 if child.name == "simulate":
-                    logger.info("the simulator finished", extra={"code": code})
+                    logger.info("the simulator finished (its last lines say why)", extra={"code": code})
+                    self.simulator_exit = code
                     del self.children[child.name]  # traffic is optional: the pipeline goes on
                     continue
                 delay = child.budget.crashed(now)
@@ -267,6 +292,7 @@ def run_stack(settings: Settings, *, simulate_rate: float = 0.0) -> int:
         engine = resolve(settings)
         logger.info("broker engine: %s (%s)", engine.name, engine.reason)
         settings = dataclasses.replace(settings, broker_engine=engine.name)  # children skip `auto`
+    settings, gap = with_conversation_gap(settings, simulating=simulate_rate > 0, environ=os.environ)
     with ExitStack() as exits:
         env = {**child_environment(settings), f"{ENV_PREFIX}READY_NEEDS_SINK": "1"}  # /readyz sees the sink
         stack = exits.enter_context(Stack(settings, env, log_dir))
@@ -282,12 +308,18 @@ def run_stack(settings: Settings, *, simulate_rate: float = 0.0) -> int:
             )
             if simulate_rate > 0:
                 stack.start("simulate", _simulate_args(base, hook, simulate_rate))
+                sys.stderr.write(
+                    f"simulating {simulate_rate:g} messages/s until stopped; a conversation closes after "
+                    f"its gap of silence: {gap}\n\n"
+                )
         board = StatusBoard(
             f"{base}/metrics",
             settings.dataset_root,
             worker_metrics_url(settings),
             warnings=tuple(open_hook_warnings(settings)),  # the ingest logs them to a file under the panel
         )
+        board.conversation_gap = gap
+        simulator_log = f"{log_dir}/simulate.log" if log_dir else "the log above"
         live = (
             exits.enter_context(Live(board.read().table(), console=console)) if console.is_terminal else None
         )
@@ -300,6 +332,7 @@ def run_stack(settings: Settings, *, simulate_rate: float = 0.0) -> int:
                 sys.stderr.write(f"messagehooks: error: {exc}\n")
                 return 1
             if time.monotonic() >= next_status:
+                board.simulator = _simulator_state(stack, simulate_rate, simulator_log)
                 status = board.read()
                 if live is not None:
                     live.update(status.table())
@@ -316,9 +349,20 @@ def worker_metrics_url(settings: Settings) -> str | None:
 
 
 def _simulate_args(base: str, hook: Hook, rate: float) -> list[str]:
-    # Runs until up stops (a week at most); the hook's first token authenticates it.
-    args = ["simulate", "--url", f"{base}/hooks/{hook.name}", "--rate", str(rate), "--duration", "604800"]
+    # Until up stops it: no duration, no chat budget, never giving up on the ingest up restarts.
+    # The hook's first token authenticates it; the gap comes in MESSAGEHOOKS_CONVERSATION_GAP.
+    url = f"{base}/hooks/{hook.name}"
+    args = ["simulate", "--url", url, "--rate", str(rate), "--duration", "0", "--give-up-after", "0"]
     return args + (["--token", str(hook.tokens[0])] if hook.tokens else [])
+
+
+def _simulator_state(stack: Stack, rate: float, log: str) -> str:
+    """The simulator as the panel shows it."""
+    if "simulate" in stack.children:
+        return f"{rate:g} messages/s"
+    if stack.simulator_exit is not None:
+        return f"stopped (exit {stack.simulator_exit}; why: {log})"
+    return "off" if rate <= 0 else "not started"
 
 
 def _loopback(host: str) -> str:

@@ -63,9 +63,13 @@ def bodies_in(root: str) -> Counter[str]:
 
 
 class UpProcess:
-    """One `messagehooks up --no-simulate`; `stop` sends SIGTERM and waits for its drain."""
+    """One `messagehooks up --no-simulate` (or simulating at `simulate_rate`); `stop` sends SIGTERM
+    and waits for its drain."""
 
-    def __init__(self, tmp: Path, data_dir: Path, name: str = "up", **env: str) -> None:
+    def __init__(
+        self, tmp: Path, data_dir: Path, name: str = "up", *, simulate_rate: float = 0.0, **env: str
+    ) -> None:
+        self.simulate = ["--simulate-rate", str(simulate_rate)] if simulate_rate else ["--no-simulate"]
         self.port, self.broker_port = free_port(), free_port()
         self.data_dir = data_dir
         self.log_path = tmp / f"{name}.log"
@@ -94,7 +98,7 @@ class UpProcess:
                     "-m",
                     "messagehooks",
                     "up",
-                    "--no-simulate",
+                    *self.simulate,
                     "--data-dir",
                     str(self.data_dir),
                 ],
