@@ -17,7 +17,8 @@ RUN pip install . \
     && mkdir -p /data \
     && chown messagehooks /data
 
-USER messagehooks
+# Numeric, so a runtime that checks runAsNonRoot can see it is not root (hadolint DL3066).
+USER 10001
 ENV MESSAGEHOOKS_DATA_DIR=/data \
     MESSAGEHOOKS_HOST=0.0.0.0
 EXPOSE 8000 9101 9102

@@ -6,9 +6,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 KAFKA_LIBS := $(VENV)/kafka/libs
+TOOLS_STAMP := tools/node_modules/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help venv kafka-jars run test check bench format clean
+.PHONY: help venv kafka-jars tools run test check bench format clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -23,6 +24,15 @@ $(STAMP): pyproject.toml
 kafka-jars: $(STAMP)
 	kafka/fetch $(abspath $(KAFKA_LIBS))
 
+# The contract validators subscribers run (@asyncapi/cli, @redocly/cli, ajv), pinned by
+# tools/package-lock.json; without npm, a note, and tests/contracts/test_tools.py skips them.
+$(TOOLS_STAMP): tools/package.json tools/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+	  cd tools && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error && touch node_modules/.installed-stamp; \
+	else echo "npm not found: the contract validators (tools/) are not installed; install Node.js 20+ and npm"; fi
+
+tools: $(TOOLS_STAMP)  ## install the contract validators (tools/package-lock.json) with npm ci
+
 venv: $(STAMP) kafka-jars  ## create .venv, install the project with its dev tools and Kafka's jars
 
 run: venv  ## run broker (Apache Kafka if Java is here, else Tansu) + ingest + worker + sink + traffic
@@ -30,10 +40,10 @@ run: venv  ## run broker (Apache Kafka if Java is here, else Tansu) + ingest + w
 
 # Two workers (pytest-xdist), each with its own broker of each engine: the suite mostly waits on
 # brokers and child processes, so two halve its time on two cores (measured: 23 min 48 s -> 12 min 34 s).
-test: venv  ## run every test (unit, property, integration on both broker engines), on 2 workers
+test: venv tools  ## run every test (unit, property, integration on both broker engines), on 2 workers
 	$(BIN)/pytest -n 2
 
-check: $(STAMP)  ## format check, lint, type check, dependency audit
+check: $(STAMP) tools  ## format check, lint, type check, dependency audit
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy
@@ -47,4 +57,4 @@ format: $(STAMP)  ## apply ruff's formatting and safe fixes
 	$(BIN)/ruff check --fix .
 
 clean:  ## remove .venv, caches and local data
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache data dist
+	rm -rf $(VENV) tools/node_modules .pytest_cache .mypy_cache .ruff_cache data dist

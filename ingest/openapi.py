@@ -46,6 +46,11 @@ _DATA_TEXT = {
 }
 
 
+# The operational routes need no credentials (docs/ingest.md, "OpenAPI"): probes and Prometheus
+# scrapers carry none, and they answer nothing about the messages.
+_OPEN: list[dict[str, list[str]]] = []
+
+
 def _error(description: str) -> dict[str, Any]:
     return {
         "description": description,
@@ -74,10 +79,25 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
             "title": "messagehooks ingest",
             "version": "1",
             "description": "Receives Landbot MessageHooks and publishes them durably to Kafka.",
+            "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
         },
+        "servers": [
+            {
+                "url": "{scheme}://{host}",
+                "description": "The ingest (`messagehooks ingest`); behind TLS in production.",
+                "variables": {
+                    "scheme": {"default": "http", "enum": ["http", "https"]},
+                    "host": {
+                        "default": f"127.0.0.1:{settings.port}",
+                        "description": "host:port the ingest is reached at (MESSAGEHOOKS_PORT).",
+                    },
+                },
+            }
+        ],
         "paths": {
             "/hooks/{hook}": {
                 "post": {
+                    "operationId": "receiveHook",
                     "summary": "Receive a Landbot MessageHook delivery",
                     "parameters": [
                         {
@@ -142,10 +162,19 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                     },
                 }
             },
-            "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "alive"}}}},
+            "/healthz": {
+                "get": {
+                    "operationId": "healthz",
+                    "summary": "Liveness",
+                    "security": _OPEN,
+                    "responses": {"200": {"description": "alive"}},
+                }
+            },
             "/readyz": {
                 "get": {
+                    "operationId": "readyz",
                     "summary": "Readiness: broker reachable, topics present, spool empty",
+                    "security": _OPEN,
                     "responses": {
                         "200": {"description": "ready"},
                         "503": {"description": "degraded"},
@@ -154,8 +183,23 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
             },
             "/metrics": {
                 "get": {
+                    "operationId": "metrics",
                     "summary": "Prometheus metrics",
+                    "security": _OPEN,
                     "responses": {"200": {"description": "metrics"}},
+                }
+            },
+            "/openapi.json": {
+                "get": {
+                    "operationId": "openapi",
+                    "summary": "This document",
+                    "security": _OPEN,
+                    "responses": {
+                        "200": {
+                            "description": "the OpenAPI document",
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        }
+                    },
                 }
             },
         },

@@ -101,9 +101,15 @@ _FIELD_NOTES: dict[str, dict[str, dict[str, Any]]] = {
     },
 }
 
+# Which writer set a dead letter. Each branch names its required fields under `properties` with
+# the schema `true` (no constraint: the root's definitions apply), so that strict validators such
+# as ajv's (strictRequired) accept the branch; what the schema accepts does not change.
 _DEAD_LETTER_WRITERS = [
-    {"title": "from the ingest", "required": ["request_id", "hook", "field", "message_index"]},
-    {"title": "from a stream worker", "required": ["topic", "partition", "offset"]},
+    {"title": title, "properties": dict.fromkeys(fields, True), "required": fields}
+    for title, fields in (
+        ("from the ingest", ["request_id", "hook", "field", "message_index"]),
+        ("from a stream worker", ["topic", "partition", "offset"]),
+    )
 ]
 
 

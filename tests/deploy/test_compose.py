@@ -105,7 +105,10 @@ def test_dockerfile_base_image_entry_point_and_packages_match_the_project():
     copied = set(re.findall(r"^COPY (\w+) \./", DOCKERFILE, re.MULTILINE))
     assert copied == set(PYPROJECT["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"])
     assert PYPROJECT["project"]["requires-python"].startswith(">=3.11")
-    assert "USER messagehooks" in DOCKERFILE  # not root
+    # Not root, and numeric (hadolint DL3066): the uid useradd gives the image's user.
+    user = re.search(r"^USER (.+)$", DOCKERFILE, re.MULTILINE).group(1)
+    assert user != "0"
+    assert re.search(rf"useradd .*--uid {re.escape(user)} messagehooks", DOCKERFILE)
 
 
 @pytest.mark.integration
