@@ -33,13 +33,20 @@ def message_records(topics: Topics, messages: Sequence[Message]) -> list[Record]
 def raw_record(
     topics: Topics,
     *,
+    chat_id: str,
     hook: str,
     body: bytes,
     request_id: str,
     received_at: float,
     headers: dict[str, str],
 ) -> Record:
-    """The whole accepted body with what is needed to re-derive every id from it (backfill)."""
+    """The whole accepted body with what is needed to re-derive every id from it (backfill).
+
+    Keyed by `chat_id`, the chat of the request's first accepted message: a chat's deliveries
+    then share a partition, in order, with its `messages`, and many chats spread over all
+    partitions. The body stays whole (never split per chat) so a backfill derives each message
+    once; a rare request mixing chats sits in its first chat's partition (docs/topics.md).
+    """
     record = RawRecord(
         request_id=request_id,
         hook=hook,
@@ -47,7 +54,7 @@ def raw_record(
         headers=headers,
         body=msgspec.Raw(body),
     )
-    return Record(topics.raw, hook.encode(), encode_raw_record(record))
+    return Record(topics.raw, chat_id.encode(), encode_raw_record(record))
 
 
 MAX_ORIGINAL_BYTES = 65_536

@@ -150,6 +150,7 @@ class Ingest:
             records.append(
                 raw_record(
                     topics,
+                    chat_id=parsed.messages[0].chat_id,
                     hook=hook.name,
                     body=body,
                     request_id=request_id,

@@ -21,7 +21,7 @@ from typing import Any
 from messagehooks.errors import ConfigError, MessageHooksError
 from messagehooks.logging import configure_logging
 from messagehooks.paths import absolute_path, absolute_uri
-from messagehooks.settings import ENV_PREFIX, SETTINGS_HELP, Settings, load_settings
+from messagehooks.settings import ENV_PREFIX, SETTINGS_HELP, Settings, load_settings, require_hooks
 
 logger = logging.getLogger("messagehooks")
 
@@ -291,6 +291,7 @@ def _run_broker(settings: Settings, args: argparse.Namespace) -> int:
 def _run_ingest(settings: Settings, args: argparse.Namespace) -> int:
     from messagehooks.ports import bind, ingest_listener
 
+    require_hooks(settings)
     # The port first: a taken one is a one-line error before the app connects to anything.
     sock = bind(ingest_listener(settings))
     import uvicorn

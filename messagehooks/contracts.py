@@ -44,7 +44,7 @@ TOPIC_RECORDS: dict[str, type[msgspec.Struct]] = {
 """Record type of each topic, by its name without the prefix (docs/topics.md)."""
 
 TOPIC_KEYS: dict[str, str] = {
-    "raw": "hook name",
+    "raw": "chat id of the request's first accepted message",
     "messages": "chat id",
     "events": "chat id",
     "turn-pairs": "chat id",

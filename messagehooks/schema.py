@@ -116,7 +116,7 @@ class Message(msgspec.Struct, kw_only=True, frozen=True):
 
 
 class RawRecord(msgspec.Struct, kw_only=True, frozen=True):
-    """A record of the `raw` topic: one accepted HTTP request, keyed by hook name.
+    """A record of the `raw` topic: one accepted HTTP request, keyed by its first message's chat id.
 
     `body` is the request body exactly as received (JSON), so every id can be re-derived from it.
     """

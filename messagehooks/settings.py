@@ -57,6 +57,7 @@ class Settings:
     replication_factor: int = 1
     hooks: tuple[Hook, ...] = (Hook(DEV_HOOK, open=True),)
     hooks_configured: bool = False
+    dev_hook: bool = True
     reject_with_202: bool = False
     produce_timeout: float = 5.0
     max_body_bytes: int = 1_048_576
@@ -148,6 +149,8 @@ SETTINGS_HELP: dict[str, str] = {
     "REPLICATION_FACTOR": "replication factor of topics created at startup",
     "HOOKS": "JSON list of hooks {name, channel, tokens (or token) | open: true}, or a path to a "
     '.json/.toml file; checked at start (docs/ingest.md "Hooks")',
+    "DEV_HOOK": "with HOOKS unset, serve the dev hook `default`, open to any request without a token; "
+    "false = the ingest refuses to start without HOOKS (docker-compose.yml sets false)",
     "REJECT_WITH_202": "answer authenticated-but-invalid payloads with 202 (still dead-lettered)",
     "PRODUCE_TIMEOUT": "seconds to wait for Kafka's ack before spooling the request to disk",
     "MAX_BODY_BYTES": "largest request body accepted (413 above)",
@@ -217,6 +220,7 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
             replication_factor=config("REPLICATION_FACTOR", cast=int, default=1),
             hooks=hooks,
             hooks_configured=bool(hooks_value.strip()),
+            dev_hook=config("DEV_HOOK", cast=bool, default=True),
             reject_with_202=config("REJECT_WITH_202", cast=bool, default=False),
             produce_timeout=config("PRODUCE_TIMEOUT", cast=float, default=5.0),
             max_body_bytes=config("MAX_BODY_BYTES", cast=int, default=defaults.max_body_bytes),
@@ -410,6 +414,20 @@ def _hook_channel(where: str, value: Any) -> str | None:
 def _did_you_mean(word: str, choices: Sequence[str]) -> str:
     close = difflib.get_close_matches(word, choices, n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def require_hooks(settings: Settings) -> None:
+    """Refuse to serve the open dev hook where it was not asked for (a deployment sets DEV_HOOK=false).
+
+    Raises:
+        ConfigError: no HOOKS and DEV_HOOK is false.
+    """
+    if not settings.hooks_configured and not settings.dev_hook:
+        raise ConfigError(
+            f"no {ENV_PREFIX}HOOKS configured and {ENV_PREFIX}DEV_HOOK is false: the ingest will not "
+            f"serve the dev hook {DEV_HOOK!r}, open to anyone; set {ENV_PREFIX}HOOKS (hooks with tokens), "
+            f"or {ENV_PREFIX}DEV_HOOK=true to accept any request on {DEV_HOOK!r} (development only)"
+        )
 
 
 def open_hook_warnings(settings: Settings) -> list[str]:

@@ -11,7 +11,7 @@ class Topics:
 
     @property
     def raw(self) -> str:
-        """One record per accepted HTTP request, keyed by hook name."""
+        """One record per accepted HTTP request, keyed by the chat id of its first message."""
         return f"{self.prefix}raw"
 
     @property

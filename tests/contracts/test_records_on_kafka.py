@@ -126,7 +126,10 @@ def test_every_topic_carries_records_of_its_schema(broker, unique, tmp_path):
         assert all(r["type"] == "event" and r["_key"] == r["chat_id"] for r in events)
         raw = _strict(_read(bootstrap, f"{prefix}raw", len(bodies)), f"{prefix}raw", sample)
         assert len(raw) == len(bodies)
-        assert {r["_key"] for r in raw} == {"default"}
+        chats_of_request: dict[str, set[str]] = {}
+        for m in messages:
+            chats_of_request.setdefault(m["request_id"], set()).add(m["chat_id"])
+        assert all(r["_key"] in chats_of_request[r["request_id"]] for r in raw)  # keyed by its chat
 
         as_messages = [
             msgspec.convert({k: v for k, v in r.items() if not k.startswith("_") and k != "raw"}, Message)

@@ -66,7 +66,13 @@ def test_ingest_records_match_their_schemas():
     assert events, "the example chat has events"
     body = b'{"messages": [{"type": "text", "timestamp": 1, "_raw": {"chat": 1}}]}'
     raw = raw_record(
-        TOPICS, hook="h", body=body, request_id="r1", received_at=1.5, headers={"user-agent": "x"}
+        TOPICS,
+        chat_id="1",
+        hook="h",
+        body=body,
+        request_id="r1",
+        received_at=1.5,
+        headers={"user-agent": "x"},
     )
     assert _valid(raw.topic, raw.value)["body"] == json.loads(body)
     for rejection in (

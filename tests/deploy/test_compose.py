@@ -6,13 +6,19 @@ say about this project is checked against the code.
 """
 
 import json
+import os
 import re
+import subprocess
+import sys
+import time
 import tomllib
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 
+from messagehooks.broker import free_port
 from messagehooks.cli import build_parser
 from messagehooks.kafka_broker import BROKER_PROPERTIES, KAFKA_VERSION, KafkaBroker
 from messagehooks.settings import ENV_PREFIX, SETTINGS_HELP, Settings, load_settings
@@ -34,9 +40,11 @@ def _subcommands() -> set[str]:
     return set(commands.choices)
 
 
-def _substituted(value: str) -> str:
-    """A compose value with ${VAR:-default} replaced by its default, as with an empty environment."""
-    return re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", value)
+def _substituted(value: str, variables: dict[str, str] | None = None) -> str:
+    """A compose value with ${VAR:-default} replaced as `docker compose` does in an environment of
+    `variables` (none: every default)."""
+    given = variables or {}
+    return re.sub(r"\$\{([A-Z_]+):-([^}]*)\}", lambda m: given.get(m[1]) or m[2], value)
 
 
 def test_compose_runs_the_kafka_version_and_settings_the_tests_run():
@@ -77,6 +85,62 @@ def test_every_variable_is_a_known_setting_and_loads(service):
     settings = load_settings(environment)
     assert settings.bootstrap == "kafka:9092"
     assert settings.session_timeout >= 6  # Apache Kafka's group.min.session.timeout.ms
+
+
+def _compose_ingest(tmp_path: Path, **variables: str) -> tuple[subprocess.Popen[bytes], int]:
+    """The stack's ingest command with its environment (what `docker compose up` gives it when
+    `variables` is the user's environment), kept on loopback and off Kafka (an unused port).
+    Returns the process (output in tmp_path/ingest.log) and its port."""
+    service = COMPOSE["services"]["ingest"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
+    env.update({k: _substituted(str(v), variables) for k, v in service["environment"].items()})
+    port = free_port()
+    env.update(
+        MESSAGEHOOKS_HOST="127.0.0.1",
+        MESSAGEHOOKS_PORT=str(port),
+        MESSAGEHOOKS_KAFKA_BOOTSTRAP=f"127.0.0.1:{free_port()}",
+        MESSAGEHOOKS_DATA_DIR=str(tmp_path),
+    )
+    with (tmp_path / "ingest.log").open("wb") as log:
+        command = [sys.executable, "-m", "messagehooks", *service["command"]]
+        return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT), port
+
+
+def test_the_stack_refuses_to_start_the_ingest_without_hooks(tmp_path):
+    process, _ = _compose_ingest(tmp_path)
+    assert process.wait(60) == 2
+    output = (tmp_path / "ingest.log").read_text()
+    assert "MESSAGEHOOKS_DEV_HOOK is false" in output
+    assert "MESSAGEHOOKS_DEV_HOOK=true" in output  # says how to ask for the dev hook
+
+
+@pytest.mark.parametrize(
+    "variables",
+    [{"MESSAGEHOOKS_DEV_HOOK": "true"}, {"MESSAGEHOOKS_HOOKS": '[{"name": "shop", "tokens": ["t-1234"]}]'}],
+    ids=["dev-hook-asked-for", "hooks-set"],
+)
+def test_the_stack_starts_the_ingest_with_hooks_or_the_dev_hook_asked_for(tmp_path, variables):
+    process, port = _compose_ingest(tmp_path, **variables)
+    settings = load_settings(variables)
+    try:
+        deadline = time.monotonic() + 60
+        while process.poll() is None and time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert process.poll() is None, (tmp_path / "ingest.log").read_text()
+        hook = settings.hooks[0].name
+        answer = httpx.post(f"http://127.0.0.1:{port}/hooks/{hook}", content=b"{}", timeout=10)
+        # The open dev hook takes the request without a token (and refuses its empty envelope);
+        # a hook with tokens refuses it unauthenticated.
+        assert answer.status_code == (401 if settings.hooks_configured else 422), answer.text
+        warned = "accepts any request without a token" in (tmp_path / "ingest.log").read_text()
+        assert warned == (not settings.hooks_configured)
+    finally:
+        process.terminate()
+        process.wait(30)
 
 
 def test_images_are_pinned_and_dependencies_wait_for_health():

@@ -44,13 +44,38 @@ def test_accepted_message_goes_to_raw_and_messages(client):
     assert response.headers["content-type"] == "application/json"
     assert _topics(client.publisher) == ["landbot.raw", "landbot.messages"]
     raw, message = client.publisher.records
-    assert raw.key == b"docs"
+    assert raw.key == message.key  # the chat id: a chat's deliveries stay in one partition
     raw_value = json.loads(raw.value)
     assert raw_value["body"] == json.loads(BUTTON_BODY)
     assert raw_value["request_id"] == body["request_id"]
     assert raw_value["headers"] == {"sentry-trace": "x", "user-agent": "testclient"}
     assert message.key == b"65363911"
     assert json.loads(message.value)["request_id"] == body["request_id"]
+
+
+def test_a_request_of_several_chats_is_one_raw_record_keyed_by_its_first_accepted_chat(client):
+    def text(chat: int | None, uuid: str) -> dict[str, object]:
+        return {
+            "type": "text",
+            "timestamp": 1,
+            "data": {"body": "x"},
+            "channel": {"id": 761536},
+            "_raw": {"chat": chat, "uuid": uuid},
+        }
+
+    messages = [
+        {"timestamp": 1, "channel": {"id": 761536}, "_raw": {"chat": 5}},
+        text(7, "a"),
+        text(8, "b"),
+        text(7, "c"),
+    ]
+    response = client.post("/hooks/docs", content=json.dumps({"messages": messages}), headers=AUTH)
+    assert (response.json()["accepted"], response.json()["rejected"]) == (3, 1)
+    raws = [r for r in client.publisher.records if r.topic == "landbot.raw"]
+    assert [r.key for r in raws] == [b"7"]  # chat 5's message was rejected: 7 is the first accepted
+    assert json.loads(raws[0].value)["body"] == {"messages": messages}  # whole, never split
+    keys = [r.key for r in client.publisher.records if r.topic == "landbot.messages"]
+    assert keys == [b"7", b"8", b"7"]
 
 
 def test_bearer_token_and_rotation_token_work():

@@ -89,7 +89,7 @@ def test_post_lands_on_the_topics_field_by_field(ingest, broker):
     assert sorted(r["request_id"] for r in raw) == sorted(
         r.json()["request_id"] for r in (first, second, third)
     )
-    assert {r["_key"] for r in raw} == {"docs", "live"}
+    assert {r["_key"] for r in raw} == {"65363911", "473716610"}  # chat ids, not hook names
     assert TOKEN not in ingest.logs()
 
 
@@ -152,6 +152,27 @@ def _chat_messages(chat: int, count: int) -> list[bytes]:
         ).encode()
         for i in range(count)
     ]  # fmt: skip
+
+
+def test_raw_records_spread_by_chat_and_keep_each_chats_order(ingest, broker):
+    chats = [70000 + n for n in range(24)]
+    deliveries = {chat: _chat_messages(chat, 3) for chat in chats}
+    for i in range(3):  # interleaved: chat after chat, delivery after delivery, one hook
+        for chat in chats:
+            assert _post(ingest, "live", deliveries[chat][i]).status_code == 200
+
+    raw = asyncio.run(read_topic(broker.bootstrap, f"{ingest.prefix}raw", expect=len(chats) * 3))
+    messages = asyncio.run(read_topic(broker.bootstrap, f"{ingest.prefix}messages", expect=len(chats) * 3))
+    assert len(raw) == len(chats) * 3
+    assert {r["_key"] for r in raw} == {str(chat) for chat in chats}
+    assert len({r["_partition"] for r in raw}) > 1, "one hook's deliveries spread over partitions"
+    message_partition = {m["chat_id"]: m["_partition"] for m in messages}
+    for chat in chats:
+        own = sorted((r for r in raw if r["_key"] == str(chat)), key=lambda r: r["_offset"])
+        assert {r["_partition"] for r in own} == {message_partition[str(chat)]}  # with its messages
+        assert [r["body"]["messages"][0]["_raw"]["uuid"] for r in own] == [
+            f"spool-{chat}-{i}" for i in range(3)
+        ]
 
 
 def test_spool_takes_over_while_the_broker_is_down(engine, unique, tmp_path):

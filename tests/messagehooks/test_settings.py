@@ -3,7 +3,7 @@ import json
 import pytest
 
 from messagehooks.errors import ConfigError
-from messagehooks.settings import DEV_HOOK, load_settings, open_hook_warnings, parse_hooks
+from messagehooks.settings import DEV_HOOK, load_settings, open_hook_warnings, parse_hooks, require_hooks
 
 
 def test_defaults_use_the_embedded_broker_and_a_dev_hook():
@@ -14,6 +14,17 @@ def test_defaults_use_the_embedded_broker_and_a_dev_hook():
     assert settings.hooks[0].open
     assert not settings.hooks_configured
     assert settings.topics.messages == "landbot.messages"
+
+
+def test_the_dev_hook_is_served_unless_dev_hook_is_false_and_no_hooks_are_set():
+    require_hooks(load_settings({}))  # `make run`: no configuration, the dev hook
+    require_hooks(
+        load_settings(
+            {"MESSAGEHOOKS_DEV_HOOK": "false", "MESSAGEHOOKS_HOOKS": '[{"name": "a", "token": "t"}]'}
+        )
+    )
+    with pytest.raises(ConfigError, match="MESSAGEHOOKS_DEV_HOOK is false"):
+        require_hooks(load_settings({"MESSAGEHOOKS_DEV_HOOK": "false"}))
 
 
 def test_bootstrap_set_means_no_embedded_broker():
