@@ -209,7 +209,9 @@ def test_kill9_after_a_2xx_loses_nothing(engine, unique, tmp_path):
     port = free_port()
     broker = own_broker(engine, port, tmp_path / "broker").start()
     env = _env(broker, f"k{unique}.", tmp_path)
-    ingest = IngestProcess(env, tmp_path / "ingest.log").start()
+    # The first produce waits for metadata (and, on Kafka, the idempotent producer's id): on a
+    # loaded machine that outlasted 1.5 s once and the POST was spooled (202), not acked.
+    ingest = IngestProcess({**env, "MESSAGEHOOKS_PRODUCE_TIMEOUT": "15"}, tmp_path / "ingest.log").start()
     try:
         ingest.wait_ready()
         bodies = _chat_messages(9, 4)
