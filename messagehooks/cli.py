@@ -338,10 +338,13 @@ def _run_topics(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _run_sink(settings: Settings, args: argparse.Namespace) -> int:
+    from messagehooks.ports import ensure_free, sink_metrics_listener
     from messagehooks.store import check_tables
     from streams.sink import run_sink
 
     check_tables(settings.dataset_root)  # a corrupt table: one line and exit 2, not a DeltaError
+    if settings.sink_metrics_port:  # a taken port stops the sink before it writes anything
+        ensure_free([sink_metrics_listener(settings)])
     _create_local_root(settings.dataset_root)
     return run_sink(settings)
 
@@ -462,10 +465,12 @@ def _run_backfill(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _run_up(settings: Settings, args: argparse.Namespace) -> int:
+    from messagehooks.ports import ensure_free, stack_listeners
     from messagehooks.store import check_tables
     from messagehooks.supervisor import run_stack
 
     check_tables(settings.dataset_root)  # before any child starts: the sink would stop on it
+    ensure_free(stack_listeners(settings))  # a taken port stops `up` before it writes anything
     _create_local_root(settings.dataset_root)  # `dataset stats` shows an empty dataset, not an error
     return run_stack(settings, simulate_rate=0.0 if args.no_simulate else settings.simulate_rate)
 
