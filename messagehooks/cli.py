@@ -107,8 +107,13 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     simulate.add_argument(
         "--pii", type=float, default=0.25, help="share of customers who type an e-mail/phone"
     )
-    simulate.add_argument(
-        "--time-scale", type=float, default=1.0, help="multiplies think times (0.01 = 100x faster)"
+    _flag(
+        simulate,
+        "--time-scale",
+        "SIMULATE_TIME_SCALE",
+        settings.simulate_time_scale,
+        type=float,
+        dest="simulate_time_scale",
     )
     simulate.add_argument(
         "--returning-after",
@@ -412,7 +417,7 @@ def _run_simulate(settings: Settings, args: argparse.Namespace) -> int:
         dropoff=args.dropoff,
         returning=args.returning,
         pii=args.pii,
-        time_scale=args.time_scale,
+        time_scale=settings.simulate_time_scale,
         returning_after=args.returning_after,
         conversation_gap=settings.conversation_gap,  # `up` sets the one its worker uses
         give_up_after=args.give_up_after or None,

@@ -14,7 +14,6 @@ import asyncio
 import io
 import json
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -25,15 +24,13 @@ from nbclient import NotebookClient
 from messagehooks import store
 from messagehooks.simulate import SimulationOptions, simulate
 from tests.conftest import broker_env
+from tests.integration.checkout import CHECKOUT, copy_of_the_checkout, imported_from
 from tests.integration.engines import ENGINES
 from tests.integration.processes import IngestProcess, SinkProcess, WorkerProcess
 
 pytestmark = pytest.mark.integration
 
-CHECKOUT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = CHECKOUT / "notebooks"
-COPIED = ("pyproject.toml", "messagehooks", "features", "ingest", "streams", "notebooks")
-"""What a checkout needs for the notebooks: the project file that marks its root, the packages."""
 FIGURES = ("traffic", "types-and-roles", "dropoff-per-prompt", "latency", "time-to-assignment")
 GAP = 10.0
 CHATS = 300
@@ -45,18 +42,6 @@ only a pipeline slower than 14 messages/s splits one."""
 SEND_LIMIT = 300.0
 """Seconds the simulation may take to start every chat (about 25 s; it stops at the limit, and a
 chat it had no time to start fails the test)."""
-
-
-def copy_of_the_checkout(to: Path) -> Path:
-    """The parts of this checkout the notebooks import, copied to `to` (without caches)."""
-    to.mkdir(parents=True)
-    for name in COPIED:
-        source = CHECKOUT / name
-        if source.is_dir():
-            shutil.copytree(source, to / name, ignore=shutil.ignore_patterns("__pycache__", ".ipynb_*"))
-        else:
-            shutil.copy2(source, to / name)
-    return to
 
 
 @pytest.fixture(scope="module", params=ENGINES)
@@ -126,7 +111,8 @@ def test_notebook_runs_end_to_end(name, checkout_with_dataset, tmp_path, monkeyp
     monkeypatch.setenv("NOTEBOOK_MODELS", str(tmp_path / "models"))
     monkeypatch.setenv("NOTEBOOK_FIGURES", str(tmp_path / "figures"))
     # The editable install of the copy: its directory on the path, before the venv's own.
-    monkeypatch.setenv("PYTHONPATH", str(checkout))
+    for variable, value in imported_from(checkout).items():
+        monkeypatch.setenv(variable, value)
     notebook = nbformat.read(checkout / "notebooks" / name, as_version=4)
     notebook.cells.append(nbformat.v4.new_code_cell(WHERE))
     NotebookClient(

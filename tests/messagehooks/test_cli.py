@@ -74,7 +74,7 @@ def test_every_flag_of_a_setting_names_its_env_var_and_defaults_from_it(capsys):
             assert parser.epilog == PER_RUN_FLAGS, path
             assert PER_RUN_FLAGS in parser.format_help()
     assert checked <= {name.lower() for name in SETTINGS_HELP}
-    assert {"simulate_rate", "data_dir", "dataset_uri", "retention_hours"} <= checked
+    assert {"simulate_rate", "simulate_time_scale", "data_dir", "dataset_uri", "retention_hours"} <= checked
 
 
 @pytest.mark.parametrize("command", ["simulate", "train", "tail", "replay"])
@@ -90,6 +90,16 @@ def test_up_simulate_rate_defaults_from_its_env_var(monkeypatch, capsys):
     monkeypatch.setenv("MESSAGEHOOKS_SIMULATE_RATE", "-1")
     assert main(["up"]) == 2
     assert "MESSAGEHOOKS_SIMULATE_RATE must be 0 or more" in capsys.readouterr().err
+
+
+def test_simulate_time_scale_defaults_from_its_env_var(monkeypatch, capsys):
+    """`up`'s simulator inherits it: a demo on a faster clock (the README walk runs one)."""
+    monkeypatch.setenv("MESSAGEHOOKS_SIMULATE_TIME_SCALE", "0.25")
+    args = build_parser(load_settings(os.environ)).parse_args(["simulate", "--url", "http://127.0.0.1:9/"])
+    assert args.simulate_time_scale == 0.25
+    monkeypatch.setenv("MESSAGEHOOKS_SIMULATE_TIME_SCALE", "0")
+    assert main(["simulate", "--url", "http://127.0.0.1:9/"]) == 2
+    assert "MESSAGEHOOKS_SIMULATE_TIME_SCALE must be above 0" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
