@@ -32,8 +32,9 @@ def stats(root: str) -> dict[str, Any]:
         table = store.open_table(root, name)
         out["tables"][name] = {"version": int(table.version()), "rows": store.row_count(table)}
     if store.exists(root, "turn_pairs"):
-        pairs = store.open_table(root, "turn_pairs").to_pyarrow_table(
-            columns=["pair_id", "conversation_id", "prompt_role", "response_role", "answered"]
+        pairs = store.read(
+            store.open_table(root, "turn_pairs"),
+            ["pair_id", "conversation_id", "prompt_role", "response_role", "answered"],
         )
         by_roles = pairs.group_by(["prompt_role", "response_role"]).aggregate([([], "count_all")])
         out["pairs_by_role"] = sorted(
@@ -47,14 +48,14 @@ def stats(root: str) -> dict[str, Any]:
         out["answered_rate"] = round(answered / pairs.num_rows, 4) if pairs.num_rows else None
         out.update(_final_pairs(root, pairs))
     if store.exists(root, "conversations"):
-        conversations = store.open_table(root, "conversations").to_pyarrow_table(columns=["escalated"])
+        conversations = store.read(store.open_table(root, "conversations"), ["escalated"])
         out["conversations"] = conversations.num_rows
         escalated = pc.sum(conversations.column("escalated").cast(pa.int64())).as_py() or 0
         out["escalation_rate"] = (
             round(escalated / conversations.num_rows, 4) if conversations.num_rows else None
         )
     if store.exists(root, "dead_letters"):
-        reasons = store.open_table(root, "dead_letters").to_pyarrow_table(columns=["reason"])
+        reasons = store.read(store.open_table(root, "dead_letters"), ["reason"])
         counts = pc.value_counts(reasons.column("reason")).to_pylist()
         out["dead_letters_by_reason"] = {str(c["values"]): int(c["counts"]) for c in counts}
     return out
@@ -69,7 +70,7 @@ def _final_pairs(root: str, pairs: pa.Table) -> dict[str, Any]:
     from features.labels import CONVERSATION_COLUMNS, mark_final
 
     if store.exists(root, "conversations"):
-        conversations = store.open_table(root, "conversations").to_pandas(columns=CONVERSATION_COLUMNS)
+        conversations = store.read(store.open_table(root, "conversations"), CONVERSATION_COLUMNS).to_pandas()
     else:
         conversations = pd.DataFrame({name: [] for name in CONVERSATION_COLUMNS})
     frame = pairs.select(["pair_id", "conversation_id", "answered"]).to_pandas()
@@ -86,7 +87,7 @@ def export(root: str, table: str, out: Path, *, version: int | None, fmt: Export
     """
     if fmt not in EXPORT_FORMATS:
         raise MessageHooksError(f"unknown export format {fmt!r}; use one of {', '.join(EXPORT_FORMATS)}")
-    data = store.open_table(root, table, version).to_pyarrow_table()
+    data = store.read(store.open_table(root, table, version))
     out.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "parquet":
         pq.write_table(data, out)

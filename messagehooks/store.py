@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.fs as pa_fs
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import DeltaError, TableNotFoundError
 
@@ -319,6 +321,31 @@ def transaction_versions(root: str, table: str, app_ids: Sequence[str]) -> list[
     return [None if version is None else int(version) for version in versions]
 
 
+def dataset(delta: DeltaTable) -> ds.Dataset:
+    """A table version as a pyarrow dataset, read by pyarrow's own filesystem when the table is local.
+
+    deltalake's default is a filesystem written in Python: every buffer Arrow's I/O threads read
+    is then a Python object, and such a thread can drop the last one after the read returned. If
+    the interpreter is exiting by then, the thread is ended inside a C++ destructor and the
+    process aborts ("terminate called without an active exception", exit code 134; docs/dataset.md,
+    "Reading from Python"). A native buffer needs no interpreter to be released.
+    """
+    return delta.to_pyarrow_dataset(filesystem=_local_filesystem(delta))
+
+
+def read(delta: DeltaTable, columns: list[str] | None = None) -> pa.Table:
+    """The rows of a table version (`columns` only, if given), through `dataset`."""
+    return dataset(delta).to_table(columns=columns)
+
+
+def _local_filesystem(delta: DeltaTable) -> pa_fs.FileSystem | None:
+    """A local table's directory as a pyarrow filesystem; None (deltalake's own) for an object store."""
+    if not delta.table_uri.startswith("file://"):
+        return None
+    filesystem, path = pa_fs.FileSystem.from_uri(delta.table_uri)
+    return pa_fs.SubTreeFileSystem(path, filesystem)
+
+
 def row_count(table: DeltaTable) -> int:
     """Rows of a table version, from the log's per-file statistics (no data file is read)."""
     # deltalake returns arro3 tables: pyarrow reads them through the Arrow C stream interface.
@@ -339,7 +366,8 @@ def load(
     notebook only names the table and, for a reproducible run, the version. To learn from
     labels, use `load_final`: this returns every row, final or not.
     """
-    return open_table(default_root(root), table, version).to_pandas(columns=columns)
+    frame: pd.DataFrame = read(open_table(default_root(root), table, version), columns).to_pandas()
+    return frame
 
 
 def load_final(
@@ -374,15 +402,15 @@ def load_final(
         ("conversations", CONVERSATION_COLUMNS) if table == "turn_pairs" else ("turn_pairs", PAIR_COLUMNS)
     )
     delta = open_table(root, table, version)
-    read: dict[str, pd.DataFrame] = {table: delta.to_pandas()}
+    frames: dict[str, pd.DataFrame] = {table: read(delta).to_pandas()}
     versions: dict[str, int | None] = {table: int(delta.version()), other: None}
     if exists(root, other):
         other_delta = open_table(root, other)
-        read[other] = other_delta.to_pandas(columns=other_columns)
+        frames[other] = read(other_delta, other_columns).to_pandas()
         versions[other] = int(other_delta.version())
     else:
-        read[other] = pd.DataFrame({name: [] for name in other_columns})
-    selection = select_final(table, read["turn_pairs"], read["conversations"], include_open=include_open)
+        frames[other] = pd.DataFrame({name: [] for name in other_columns})
+    selection = select_final(table, frames["turn_pairs"], frames["conversations"], include_open=include_open)
     return replace(selection, versions=versions)
 
 

@@ -147,12 +147,12 @@ def read_open_tails(
     """
     if not store.exists(root, "messages"):
         return []
-    frame = store.open_table(root, "messages").to_pandas(columns=MESSAGE_COLUMNS)
+    frame = store.read(store.open_table(root, "messages"), MESSAGE_COLUMNS).to_pandas()
     if chats is not None:
         frame = frame[frame["chat_id"].isin(set(chats))]
     closed: set[str] = set()
     if store.exists(root, "conversations"):
-        conversations = store.open_table(root, "conversations").to_pandas(columns=["conversation_id"])
+        conversations = store.read(store.open_table(root, "conversations"), ["conversation_id"]).to_pandas()
         closed = set(conversations["conversation_id"])
     return open_tails(frame, closed, conversation_gap=conversation_gap)
 

@@ -190,7 +190,7 @@ class KeyIndex:
         if self._digests is None:
             keys: list[str] = []
             if store.exists(self._root, self._spec.name):
-                dataset = store.open_table(self._root, self._spec.name).to_pyarrow_dataset()
+                dataset = store.dataset(store.open_table(self._root, self._spec.name))
                 keys = self._joined_keys(dataset.to_table(columns=list(self._spec.id_columns)))
             self._digests = IdDigests(keys)
         return self._digests
@@ -201,7 +201,7 @@ class KeyIndex:
             return True
         if not store.exists(self._root, self._spec.name):
             return False
-        dataset = store.open_table(self._root, self._spec.name).to_pyarrow_dataset()
+        dataset = store.dataset(store.open_table(self._root, self._spec.name))
         conditions = [
             ds.field(column) == value for column, value in zip(self._spec.id_columns, ident, strict=True)
         ]
@@ -220,7 +220,7 @@ class KeyIndex:
             columns = list(self._spec.id_columns)
             if self._watermarks:
                 columns += [c for c in ("chat_id", self._spec.time_column) if c not in columns]
-            dataset = store.open_table(self._root, self._spec.name).to_pyarrow_dataset()
+            dataset = store.dataset(store.open_table(self._root, self._spec.name))
             loaded = dataset.to_table(columns=columns, filter=ds.field(PARTITION_COLUMN) == day)
             keys.update(self._joined_keys(loaded))
             if self._watermarks:
