@@ -162,7 +162,7 @@ def test_a_pinned_pairs_version_has_the_same_final_rows_with_any_later_conversat
     escalation = store.load_final("conversations", root=root)
     assert escalation.versions == {"conversations": 1, "turn_pairs": 1}
     with pytest.raises(store.UnknownTable, match="labels are in"):
-        store.load_final("messages", root=root)  # type: ignore[arg-type]
+        store.load_final("messages", root=root)  # type: ignore[arg-type]  # the wrong table on purpose: the runtime check is under test
 
 
 def test_without_a_conversations_table_no_pair_is_final(tmp_path):

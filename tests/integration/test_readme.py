@@ -335,23 +335,37 @@ def notebooks_executed(walk: Walk, command: Command) -> None:
 
 
 HANDLINGS = (
-    Handling(r"make run$", "pipeline", START_BOUND, "the Makefile's run recipe in the background; a "
-             "running one is stopped first with Ctrl-C, in its terminal, as README says"),
+    Handling(
+        r"make run$",
+        "pipeline",
+        START_BOUND,
+        "the Makefile's run recipe in the background; a "
+        "running one is stopped first with Ctrl-C, in its terminal, as README says",
+    ),
     Handling(r"export MESSAGEHOOKS_\w+=", "export", why="for every command after it, as in a shell"),
     Handling(r"curl ", "run", 30.0),
     Handling(r"\.venv/bin/messagehooks tail ", "run", TAIL_MARGIN, "its bound: --timeout + the margin"),
     Handling(r"\.venv/bin/messagehooks dataset ", "run", 120.0),
     Handling(r"\.venv/bin/python -c ", "run", 120.0),
     Handling(r"\.venv/bin/messagehooks train ", "run", 600.0),
-    Handling(r"\.venv/bin/pip install -e '\.\[notebooks\]'$", "instead", why="the shared .venv is not "
-             "changed: the walk checks that the extra's packages are installed at versions it allows "
-             "(jupyterlab aside: the walk executes the notebooks instead of opening JupyterLab)",
-             instead=notebooks_extra_installed),
-    Handling(r"\.venv/bin/jupyter lab notebooks/$", "instead", 600.0, "each notebook of notebooks/, in "
-             "order, with `jupyter execute` (nbclient): its kernel starts in notebooks/, as in JupyterLab",
-             instead=notebooks_executed),
+    Handling(
+        r"\.venv/bin/pip install -e '\.\[notebooks\]'$",
+        "instead",
+        why="the shared .venv is not "
+        "changed: the walk checks that the extra's packages are installed at versions it allows "
+        "(jupyterlab aside: the walk executes the notebooks instead of opening JupyterLab)",
+        instead=notebooks_extra_installed,
+    ),
+    Handling(
+        r"\.venv/bin/jupyter lab notebooks/$",
+        "instead",
+        600.0,
+        "each notebook of notebooks/, in "
+        "order, with `jupyter execute` (nbclient): its kernel starts in notebooks/, as in JupyterLab",
+        instead=notebooks_executed,
+    ),
     Handling(r"docker compose ", "not run", why="no Docker engine on the test machine"),
-)  # fmt: skip
+)
 
 
 def printed_records(command: Command, finished: Finished) -> str:
@@ -377,8 +391,10 @@ def baseline_beats_the_dummy(command: Command, finished: Finished) -> str:
         worse = []
     assert worse == [], finished.failure(f"{command.text}: the dummy is not beaten on {worse}")
     size = re.search(r"(\d+) rows, (\d+) chats", finished.out)
-    shown = ", ".join(f"{m.split('_mean')[0]} {metrics.loc[BASELINE, m]:.3f} vs {metrics.loc[DUMMY, m]:.3f}"
-                      for m in ("roc_auc_mean", "pr_auc_mean", "brier_mean"))  # fmt: skip
+    shown = ", ".join(
+        f"{m.split('_mean')[0]} {metrics.loc[BASELINE, m]:.3f} vs {metrics.loc[DUMMY, m]:.3f}"
+        for m in ("roc_auc_mean", "pr_auc_mean", "brier_mean")
+    )
     return f" ({size.group(0) if size else '?'}; {shown})"
 
 
