@@ -9,9 +9,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY messagehooks ./messagehooks
+COPY features ./features
 COPY ingest ./ingest
 COPY streams ./streams
-COPY features ./features
+COPY dataset ./dataset
+COPY devtools ./devtools
+COPY cli ./cli
 RUN pip install . \
     && useradd --create-home --uid 10001 messagehooks \
     && mkdir -p /data \

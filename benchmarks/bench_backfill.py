@@ -15,9 +15,9 @@ from pathlib import Path
 import msgspec
 
 from features.batch import build_dataset
-from ingest.validation import normalize
 from messagehooks.schema import Message
 from messagehooks.settings import Hook
+from messagehooks.validation import normalize
 from tests.integration.traffic import conversation_traffic
 
 HERE = Path(__file__).resolve().parent

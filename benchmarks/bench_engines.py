@@ -11,10 +11,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from messagehooks.broker import EmbeddedBroker
+from devtools.kafka_broker import KafkaBroker
+from devtools.tansu import EmbeddedBroker
 from messagehooks.engines import OwnBroker
 from messagehooks.kafka import ensure_project_topics
-from messagehooks.kafka_broker import KafkaBroker
 from messagehooks.settings import Settings
 
 STARTS = 3

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from messagehooks.broker import free_port
+from devtools.tansu import free_port
 from tests.integration.processes import IngestProcess
 
 HERE = Path(__file__).resolve().parent

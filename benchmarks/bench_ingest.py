@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 
 from benchmarks.engine import add_engine_option, broker_env, started_broker
-from messagehooks.broker import free_port
+from devtools.tansu import free_port
 
 HERE = Path(__file__).resolve().parent
 UVICORN = [

@@ -19,7 +19,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from benchmarks.engine import broker_env
-from messagehooks.broker import EmbeddedBroker
+from devtools.tansu import EmbeddedBroker
 from messagehooks.kafka import ensure_project_topics, make_producer
 from messagehooks.schema import encode_message
 from messagehooks.settings import Settings

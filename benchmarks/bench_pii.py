@@ -22,9 +22,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks.pii_forms import CONTEXTS, FORMS, NOT_PII, Form
+from devtools.simulate import SimulationOptions, chat_script
 from messagehooks.pii import MASKS, mask_pii
 from messagehooks.pii.normalize import normalize
-from messagehooks.simulate import SimulationOptions, chat_script
 
 ROOT = Path(__file__).resolve().parents[1]
 Masker = Callable[[str], str]
@@ -109,7 +109,7 @@ def pair_rates(count: int) -> str:
     """Turn pairs of simulated chats encoded per second, plain and through the masking policy."""
     from benchmarks.bench_backfill import simulated_messages
     from features.batch import build_dataset
-    from streams.records import encode_record
+    from streams.codec import encode_record
 
     pairs, _ = build_dataset(simulated_messages(count))
     rates = []

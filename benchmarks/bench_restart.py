@@ -20,7 +20,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from benchmarks.bench_stream import PARTITIONS, committed_total, prefill
 from benchmarks.engine import broker_env
-from messagehooks.broker import EmbeddedBroker
+from devtools.tansu import EmbeddedBroker
 from messagehooks.kafka import ensure_topics, make_producer
 from messagehooks.schema import Message, encode_message
 

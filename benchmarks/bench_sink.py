@@ -29,16 +29,16 @@ import httpx
 import msgspec
 
 from benchmarks.engine import add_engine_option, broker_env, broker_settings, started_broker
+from dataset import store
+from dataset.rows import masker, pair_row
+from dataset.sink import DatasetSink
 from features.batch import build_dataset
-from ingest.validation import normalize
-from messagehooks import store
 from messagehooks.engines import OwnBroker
 from messagehooks.kafka import ensure_project_topics, make_producer
 from messagehooks.settings import Hook, Settings
-from streams.records import encode_record
+from messagehooks.validation import normalize
+from streams.codec import encode_record
 from streams.sessions import ChatState, SessionSettings, step
-from streams.sink import DatasetSink
-from streams.tables import masker, pair_row
 from tests.factories import example_chat
 from tests.integration.processes import IngestProcess, SinkProcess, WorkerProcess
 from tests.integration.traffic import conversation_traffic

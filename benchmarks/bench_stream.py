@@ -21,10 +21,10 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from benchmarks.engine import add_engine_option, broker_env, started_broker
-from ingest.validation import normalize
 from messagehooks.kafka import ensure_topics, make_producer
 from messagehooks.schema import encode_message
 from messagehooks.settings import Hook
+from messagehooks.validation import normalize
 from tests.integration.traffic import conversation_traffic
 
 HERE = Path(__file__).resolve().parent

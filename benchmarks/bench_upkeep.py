@@ -20,9 +20,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from messagehooks import store
-from streams.tables import masker, message_row
-from streams.upkeep import TableUpkeep, UpkeepPolicy
+from dataset import store
+from dataset.rows import masker, message_row
+from dataset.upkeep import TableUpkeep, UpkeepPolicy
 from tests.factories import BASE_TS, second_of_messages
 
 HERE = Path(__file__).resolve().parent

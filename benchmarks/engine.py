@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from messagehooks.broker import free_port
+from devtools.tansu import free_port
 from messagehooks.engines import OwnBroker, own_broker, resolve
 from messagehooks.engines import engine_env as broker_env
 from messagehooks.settings import Settings, load_settings

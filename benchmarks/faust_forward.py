@@ -1,15 +1,15 @@
 """The Faust ceiling: a minimal agent that forwards each record to another topic.
 
-Same settings and fixes as the real worker (messagehooks.faust_settings, kafka_compat), so the
+Same settings and fixes as the real worker (streams.faust_settings, kafka_compat), so the
 ratio isolates the project's per-message work. Run by benchmarks/stream.py.
 """
 
 import faust
 
 from messagehooks.engines import tansu_fixes
-from messagehooks.faust_settings import faust_app_settings, quiet_faust_loggers
-from messagehooks.kafka_compat import apply_faust_fixes
 from messagehooks.settings import load_settings
+from streams.faust_settings import faust_app_settings, quiet_faust_loggers
+from streams.patches import apply_faust_fixes
 
 settings = load_settings()
 apply_faust_fixes(embedded=tansu_fixes(settings))

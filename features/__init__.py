@@ -14,15 +14,6 @@ from features.batch import (
 )
 from features.conversation import ConversationState, conversation_id
 from features.pairs import is_pair, make_pair, pair_turns
-from features.records import (
-    FEATURE_VERSION,
-    ContextTurn,
-    Conversation,
-    TranscriptEntry,
-    Turn,
-    TurnPair,
-    TurnRole,
-)
 from features.session import (
     DEFAULT_CONTEXT_TURNS,
     DEFAULT_CONVERSATION_GAP,
@@ -31,6 +22,15 @@ from features.session import (
     add_message,
     close_conversation,
     sessionize,
+)
+from features.structs import (
+    FEATURE_VERSION,
+    ContextTurn,
+    Conversation,
+    TranscriptEntry,
+    Turn,
+    TurnPair,
+    TurnRole,
 )
 from features.turns import OpenTurn, forms_turn
 

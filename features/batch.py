@@ -14,8 +14,8 @@ from typing import Any
 import msgspec
 import pandas as pd
 
-from features.records import Conversation, TurnPair
 from features.session import DEFAULT_CONTEXT_TURNS, DEFAULT_CONVERSATION_GAP, sessionize
+from features.structs import Conversation, TurnPair
 from messagehooks.schema import Message
 
 _REQUIRED_COLUMNS = ("message_id", "chat_id", "type", "role", "timestamp")

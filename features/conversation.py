@@ -6,7 +6,7 @@ longer than the conversation gap; its id is ``f"{chat_id}:{first_ts!r}"``.
 
 import msgspec
 
-from features.records import Conversation, TranscriptEntry, Turn, TurnPair
+from features.structs import Conversation, TranscriptEntry, Turn, TurnPair
 from features.timing import median
 from features.turns import OpenTurn
 from messagehooks.schema import Message

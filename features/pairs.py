@@ -2,7 +2,7 @@
 
 from collections.abc import Sequence
 
-from features.records import ContextTurn, Turn, TurnPair, TurnRole
+from features.structs import ContextTurn, Turn, TurnPair, TurnRole
 from features.text import char_count, has_digits, has_email, has_question, has_url, word_count
 from features.timing import hour_and_weekday, latency
 

@@ -19,7 +19,7 @@ from features.conversation import (
     summarize,
 )
 from features.pairs import awaits_response, is_pair, make_pair
-from features.records import Conversation, Turn, TurnPair
+from features.structs import Conversation, Turn, TurnPair
 from features.turns import extend_turn, forms_turn, seal_turn, start_turn
 from messagehooks.schema import Message
 

@@ -12,7 +12,7 @@ turns), against a `DummyClassifier` on the same folds:
   label = escalated. Features: the first k turns' text and simple counts.
 
 Both learn only from rows whose label is final and unbiased by time (`features.labels`):
-`train_from_store` reads them with `messagehooks.store.load_final` and says how many it left
+`train_from_store` reads them with `dataset.store.load_final` and says how many it left
 out. The model is an unweighted logistic regression, so its probabilities are calibrated (class
 weights would move every probability towards the rare class: a Brier score worse than the
 dummy's, docs/dataset.md "Final labels").
@@ -45,7 +45,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from features.labels import LabelledTable
-from features.records import FEATURE_VERSION
+from features.structs import FEATURE_VERSION
 
 Task = Literal["dropoff", "escalation"]
 TASKS: tuple[Task, ...] = ("dropoff", "escalation")
@@ -338,7 +338,7 @@ def train_from_store(
         NotEnoughData: too few rows; the message says how many were left out, and why.
         TableMissing: the task's table has not been written yet.
     """
-    from messagehooks import store
+    from dataset import store
 
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; the tasks are {', '.join(TASKS)}")

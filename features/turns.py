@@ -8,7 +8,7 @@ from typing import TypeGuard
 
 import msgspec
 
-from features.records import Turn, TurnRole
+from features.structs import Turn, TurnRole
 from messagehooks.schema import TURN_ROLES, Message, Role
 
 

@@ -17,7 +17,7 @@ def _message_schema() -> tuple[dict[str, Any], dict[str, Any]]:
     return schema[0], components
 
 
-# What `ingest.validation.normalize` requires beyond the types of `LandbotMessage`, so that a
+# What `messagehooks.validation.normalize` requires beyond the types of `LandbotMessage`, so that a
 # body valid by this document is accepted (checked by schemathesis in tests/reliability).
 _ID = {
     "anyOf": [

@@ -13,18 +13,18 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from ingest.auth import authenticate
+from ingest.kafka_records import dead_letter_record, message_records, raw_record
 from ingest.metrics import IngestMetrics
 from ingest.openapi import openapi_document
 from ingest.publisher import Publisher
 from ingest.ratelimit import RateLimiter
-from ingest.records import dead_letter_record, message_records, raw_record
 from ingest.spool import Record
-from ingest.validation import Parsed, Rejection, parse_body
 from messagehooks.errors import InvalidPayload, RateLimited, UnknownHook
 from messagehooks.health import read_health
 from messagehooks.kafka import MAX_RECORD_BYTES
 from messagehooks.logging import request_id_var
 from messagehooks.settings import HOOK_NAME, Hook, Settings
+from messagehooks.validation import Parsed, Rejection, parse_body
 
 logger = logging.getLogger(__name__)
 

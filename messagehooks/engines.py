@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from messagehooks.broker import EmbeddedBroker
+from devtools.kafka_broker import MIN_JAVA, KafkaBroker, default_libs, jars_present, java_major
+from devtools.tansu import EmbeddedBroker
 from messagehooks.errors import ConfigError
-from messagehooks.kafka_broker import MIN_JAVA, KafkaBroker, default_libs, jars_present, java_major
 from messagehooks.settings import Settings
 
 EngineName = Literal["kafka", "tansu"]

@@ -26,17 +26,17 @@ from aiokafka.errors import KafkaError
 from aiokafka.partitioner import murmur2
 
 from messagehooks.deadletter import encode_original
-from messagehooks.kafka_compat import (
+from messagehooks.metrics import Gauges
+from messagehooks.schema import DeadLetterRecord, decode_message, encode_dead_letter
+from messagehooks.settings import Settings
+from streams.codec import CHAT_STATE_CODEC, encode_record, register_codecs
+from streams.idle import caught_up_partitions, next_offset, sweep
+from streams.patches import (
     commit_transactions,
     serialize_commits,
     track_table_topic,
     transaction_source,
 )
-from messagehooks.schema import DeadLetterRecord, decode_message, encode_dead_letter
-from messagehooks.settings import Settings
-from streams.idle import caught_up_partitions, next_offset, sweep
-from streams.metrics import Gauges
-from streams.records import CHAT_STATE_CODEC, encode_record, register_codecs
 from streams.resume import read_open_tails, replay
 from streams.sessions import ChatState, Output, SessionSettings, is_open, step
 

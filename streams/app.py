@@ -5,12 +5,12 @@ import logging
 import faust
 
 from messagehooks.engines import tansu_fixes
-from messagehooks.faust_settings import faust_app_settings, quiet_faust_loggers
-from messagehooks.kafka_compat import apply_faust_fixes
+from messagehooks.metrics import serve, worker_registry
 from messagehooks.ports import ensure_free, worker_metrics_listener
 from messagehooks.settings import Settings
 from streams.agents import StreamStats, register_agents
-from streams.metrics import serve, worker_registry
+from streams.faust_settings import faust_app_settings, quiet_faust_loggers
+from streams.patches import apply_faust_fixes
 
 
 def build_app(settings: Settings) -> tuple[faust.App, StreamStats]:

@@ -18,9 +18,9 @@ from typing import Any
 
 import pandas as pd
 
+from dataset import store
 from features.batch import messages_from_frame
 from features.conversation import conversation_id
-from messagehooks import store
 from messagehooks.schema import Message
 from streams.sessions import ChatState, Output, SessionSettings, new_state, step
 

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 import msgspec
 
-from features.records import Conversation, Turn, TurnPair
 from features.session import (
     DEFAULT_CONTEXT_TURNS,
     DEFAULT_CONVERSATION_GAP,
@@ -25,6 +24,7 @@ from features.session import (
     add_message,
     close_conversation,
 )
+from features.structs import Conversation, Turn, TurnPair
 from messagehooks.schema import Message
 
 OrderKey = tuple[float, int, str]

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from messagehooks.broker import EmbeddedBroker
+from devtools.kafka_broker import KafkaBroker
+from devtools.tansu import EmbeddedBroker
 from messagehooks.engines import Engine, resolve
 from messagehooks.engines import engine_env as broker_env  # noqa: F401 - the tests' name for it
 from messagehooks.errors import BrokerUnavailable
-from messagehooks.kafka_broker import KafkaBroker
 from messagehooks.settings import Settings
 
 REQUIRE_KAFKA = "MESSAGEHOOKS_REQUIRE_KAFKA"

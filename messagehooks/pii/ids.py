@@ -1,6 +1,6 @@
 """Pseudonymous ids: chat, sender and message ids derived from customer values, hashed at the ingest.
 
-The ingest replaces the ids of each message once, when it normalizes it (ingest/validation.py),
+The ingest replaces the ids of each message once, when it normalizes it (messagehooks/validation.py),
 so every later id — the `messages` topic's key and `chat_id`, the worker's state, `pair_id` and
 `conversation_id` (which embed the chat id), every table — is built from the pseudonym, and a
 stream, a backfill and a resume derive the same ids as long as the salt is the same.

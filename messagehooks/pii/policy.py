@@ -1,7 +1,7 @@
 """The masking policy: for each record that leaves the pipeline, what is done to each field.
 
 It is data (`POLICY`), applied by one function (`apply`) wherever a record leaves for someone
-else: streams/tables.py for every dataset row, streams/agents.py for the masked `turn-pairs` and
+else: dataset/rows.py for every dataset row, streams/agents.py for the masked `turn-pairs` and
 `conversations` topics. A test keeps it complete: every text column of every table has an entry.
 
 Treatments:

@@ -9,7 +9,7 @@ from urllib.parse import unquote
 import pytest
 import yaml
 
-from messagehooks import contracts
+from docgen import schemas as contracts
 from messagehooks.topics import Topics
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"

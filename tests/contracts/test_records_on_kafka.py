@@ -12,9 +12,9 @@ import httpx
 import msgspec
 import pytest
 
+from devtools.tansu import free_port
+from docgen import schemas as contracts
 from features.batch import build_dataset
-from messagehooks import contracts
-from messagehooks.broker import free_port
 from messagehooks.kafka import make_producer
 from messagehooks.schema import Message
 from tests.conftest import broker_env

@@ -6,12 +6,12 @@ import jsonschema
 import msgspec
 import pytest
 
+from docgen import schemas as contracts
 from features.batch import build_dataset
-from ingest.records import dead_letter_record, message_records, raw_record
-from ingest.validation import Rejection
-from messagehooks import contracts
+from ingest.kafka_records import dead_letter_record, message_records, raw_record
 from messagehooks.schema import SCHEMA_VERSION, DeadLetterRecord, encode_dead_letter
 from messagehooks.topics import Topics
+from messagehooks.validation import Rejection
 from tests.factories import example_chat
 from tests.integration.kafka_read import topic_validator, validate_record
 
@@ -20,7 +20,7 @@ TOPICS = Topics(prefix="c.")
 
 def test_committed_schemas_equal_the_generated_ones():
     assert contracts.stale() == [], (
-        "docs/schemas/ is out of date with the record structs: run `python -m messagehooks.contracts`"
+        "docs/schemas/ is out of date with the record structs: run `python -m docgen.schemas`"
     )
     committed = {p.name for p in contracts.SCHEMA_DIR.glob(f"*.v{SCHEMA_VERSION}.json")}
     assert committed == set(contracts.generated()), "a schema file of this version has no topic"

@@ -17,9 +17,9 @@ import yaml
 from openapi_spec_validator import validate as validate_openapi
 from starlette.testclient import TestClient
 
+from docgen import schemas as contracts
 from ingest.app import create_app
 from ingest.openapi import openapi_document
-from messagehooks import contracts
 from messagehooks.settings import Settings
 from tests.contracts.tools import ROOT, SCHEMAS, TOOLS, ajv_check, bin_script, executable, run_node
 

@@ -18,9 +18,9 @@ import httpx
 import pytest
 import yaml
 
-from messagehooks.broker import free_port
-from messagehooks.cli import build_parser
-from messagehooks.kafka_broker import BROKER_PROPERTIES, KAFKA_VERSION, KafkaBroker
+from cli.main import build_parser
+from devtools.kafka_broker import BROKER_PROPERTIES, KAFKA_VERSION, KafkaBroker
+from devtools.tansu import free_port
 from messagehooks.settings import ENV_PREFIX, SETTINGS_HELP, Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -179,7 +179,7 @@ def test_dockerfile_base_image_entry_point_and_packages_match_the_project():
 def test_the_topics_command_the_stack_runs_first_creates_every_topic(broker, unique, monkeypatch, capsys):
     import asyncio
 
-    from messagehooks.cli import main
+    from cli.main import main
     from messagehooks.kafka import make_producer, topics_present
 
     async def present(names: list[str]) -> bool:

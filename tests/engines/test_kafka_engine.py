@@ -13,11 +13,11 @@ import httpx
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from messagehooks.broker import free_port
+from devtools.kafka_broker import KafkaBroker, min_heap, new_cluster_id
+from devtools.tansu import free_port
 from messagehooks.engines import resolve
 from messagehooks.errors import BrokerUnavailable, ConfigError
 from messagehooks.kafka import make_producer
-from messagehooks.kafka_broker import KafkaBroker, min_heap, new_cluster_id
 from messagehooks.settings import Settings
 from tests.conftest import kafka_engine
 from tests.factories import landbot_body, landbot_message

@@ -10,11 +10,11 @@ import time
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from messagehooks import store
+from dataset import store
+from dataset.sink import DatasetSink
 from messagehooks.kafka import ensure_project_topics, make_producer
 from messagehooks.schema import encode_message
 from messagehooks.settings import Settings
-from streams.sink import DatasetSink
 from tests.factories import BASE_TS, message
 
 pytestmark = pytest.mark.integration

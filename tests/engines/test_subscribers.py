@@ -15,7 +15,7 @@ from confluent_kafka import Consumer
 from features.batch import build_dataset
 from messagehooks.kafka import ensure_project_topics, make_producer
 from messagehooks.settings import Settings
-from streams.records import encode_record
+from streams.codec import encode_record
 from tests.factories import BASE_TS, example_chat
 
 pytestmark = pytest.mark.integration

@@ -1,6 +1,6 @@
 """The simulator's traffic without HTTP: its chat scripts as normalized messages, and cuts of the stream.
 
-`messagehooks.simulate` posts `chat_script`s at a rate; here the same scripts get the same kind of
+`devtools.simulate` posts `chat_script`s at a rate; here the same scripts get the same kind of
 start times (exponential gaps between chats at the target rate), go through the ingest's
 normalization, and through the stream's session state machine up to a moment: the dataset a
 version taken at that moment would hold, open conversations included.
@@ -10,14 +10,14 @@ import json
 import random
 from collections.abc import Iterable
 
-from features.records import Conversation, TurnPair
-from ingest.validation import normalize
-from messagehooks import store
+from dataset import store
+from dataset.rows import conversation_row, masker, pair_row
+from devtools.simulate import SimulationOptions, chat_script
+from features.structs import Conversation, TurnPair
 from messagehooks.schema import Message
 from messagehooks.settings import Hook
-from messagehooks.simulate import SimulationOptions, chat_script
+from messagehooks.validation import normalize
 from streams.sessions import ChatState, SessionSettings, close_idle, step
-from streams.tables import conversation_row, masker, pair_row
 
 START = 1_790_000_000.0
 

@@ -7,11 +7,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dataset import store
+from devtools.simulate import SimulationOptions
 from features.batch import build_dataset, conversations_frame, pairs_frame
 from features.conversation import conversation_id
 from features.labels import LABEL_FINAL, conversation_starts, mark_final, select_final
-from messagehooks import store
-from messagehooks.simulate import SimulationOptions
 from streams.sessions import ChatState, SessionSettings, flush, step
 from tests.factories import BASE_TS, example_chat, message
 from tests.features.simulated import START, simulated_messages, stream_cut, write_dataset

@@ -8,16 +8,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from cli.main import main
+from dataset import store
+from devtools.simulate import SimulationOptions
 from features.batch import build_dataset, pairs_frame
 from features.labels import conversation_starts
-from features.records import FEATURE_VERSION
+from features.structs import FEATURE_VERSION
 from features.training import NotEnoughData, dropoff_frame, grouped_folds, save, train, train_from_store
-from ingest.validation import normalize
-from messagehooks import store
-from messagehooks.cli import main
 from messagehooks.schema import Message
 from messagehooks.settings import Hook
-from messagehooks.simulate import SimulationOptions
+from messagehooks.validation import normalize
 from streams.sessions import SessionSettings
 from tests.features.simulated import START, simulated_messages, stream_cut, write_dataset
 from tests.integration.traffic import conversation_traffic

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from messagehooks.broker import free_port
+from devtools.tansu import free_port
 from tests.integration.processes import IngestProcess
 
 pytestmark = pytest.mark.integration

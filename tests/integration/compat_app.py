@@ -5,7 +5,7 @@
 The broker and its engine come from the ``MESSAGEHOOKS_*`` variables, as for the stream worker
 (``tests.conftest.broker_env``). One agent reads JSON events ``{"id": n}`` from SOURCE, counts
 them per key in a changelogged table and writes ``{"id", "count", "fetch_max_wait_ms", "fixes"}``
-to SINK (key = the event's key). The fixes of messagehooks.kafka_compat are the ones the stream
+to SINK (key = the event's key). The fixes of streams.patches are the ones the stream
 worker applies on that engine (``fixes`` names them), except the ones named in
 ``COMPAT_SKIP_FIXES`` (comma-separated ``patch_*`` names): that switch exists only to check by
 hand that a test fails without its fix.
@@ -19,9 +19,9 @@ from typing import Any
 import faust
 
 from messagehooks.engines import tansu_fixes
-from messagehooks.faust_settings import faust_app_settings, quiet_faust_loggers
-from messagehooks.kafka_compat import faust_fixes
 from messagehooks.settings import Settings, load_settings
+from streams.faust_settings import faust_app_settings, quiet_faust_loggers
+from streams.patches import faust_fixes
 
 
 def apply_fixes(settings: Settings) -> list[str]:

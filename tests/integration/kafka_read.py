@@ -1,7 +1,7 @@
 """Read back what the pipeline produced: every record of a topic, from the beginning.
 
 Every record read from a project topic is validated against that topic's committed JSON Schema
-(docs/schemas/, messagehooks/contracts.py), so each integration test checks the contract too.
+(docs/schemas/, docgen/schemas.py), so each integration test checks the contract too.
 """
 
 import asyncio
@@ -12,7 +12,7 @@ from typing import Any
 import jsonschema
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from messagehooks.contracts import SCHEMA_DIR, schema_filename, topic_names
+from docgen.schemas import SCHEMA_DIR, schema_filename, topic_names
 from messagehooks.kafka import topic_partitions
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from messagehooks.broker import free_port
+from devtools.tansu import free_port
 
 
 def pipeline_env(

@@ -14,12 +14,12 @@ import httpx
 import msgspec
 import pytest
 
+from dataset import store
+from dataset.backfill import backfill
 from features.batch import build_dataset
-from messagehooks import store
 from messagehooks.pii import mask_pii
 from messagehooks.schema import Message
 from messagehooks.settings import load_settings
-from streams.backfill import backfill
 from tests.conftest import broker_env
 from tests.factories import landbot_body, landbot_message
 from tests.integration.kafka_read import read_topic

@@ -9,8 +9,8 @@ import sys
 import httpx
 import pytest
 
-from messagehooks.broker import EmbeddedBroker, free_port
-from messagehooks.kafka_broker import KafkaBroker
+from devtools.kafka_broker import KafkaBroker
+from devtools.tansu import EmbeddedBroker, free_port
 from tests.conftest import FIXTURES, broker_env
 from tests.integration.engines import durable, own_broker
 from tests.integration.kafka_read import read_topic

@@ -1,4 +1,4 @@
-"""Each fix of messagehooks/kafka_compat.py against real Faust workers, on each broker engine.
+"""Each fix of streams/patches.py against real Faust workers, on each broker engine.
 
 The workers apply the fixes the stream worker applies on that engine (the Faust/aiokafka ones
 everywhere, the Tansu ones on Tansu only), and each test asserts that switch next to what the fix
@@ -29,11 +29,12 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from messagehooks.broker import EmbeddedBroker
+from devtools.kafka_broker import KafkaBroker
+from devtools.tansu import EmbeddedBroker
 from messagehooks.engines import resolve, tansu_fixes
 from messagehooks.kafka import ensure_topics, make_producer
-from messagehooks.kafka_broker import KafkaBroker
-from messagehooks.kafka_compat import (
+from messagehooks.settings import Settings, load_settings
+from streams.patches import (
     EMBEDDED_FETCH_MAX_WAIT_MS,
     end_offsets,
     faust_fixes,
@@ -45,7 +46,6 @@ from messagehooks.kafka_compat import (
     patch_leave_group_generation_zero,
     patch_recovery_seek_before_resume,
 )
-from messagehooks.settings import Settings, load_settings
 from tests.conftest import broker_env
 
 pytestmark = pytest.mark.integration

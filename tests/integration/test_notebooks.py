@@ -21,8 +21,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from messagehooks import store
-from messagehooks.simulate import SimulationOptions, simulate
+from dataset import store
+from devtools.simulate import SimulationOptions, simulate
 from tests.conftest import broker_env
 from tests.integration.checkout import CHECKOUT, copy_of_the_checkout, imported_from
 from tests.integration.engines import ENGINES

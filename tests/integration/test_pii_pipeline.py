@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from messagehooks import store
+from dataset import store
 from messagehooks.settings import load_settings
 from tests.conftest import broker_env
 from tests.factories import landbot_body, landbot_message

@@ -29,9 +29,9 @@ import httpx
 import pytest
 from packaging.requirements import Requirement
 
-from messagehooks.broker import free_port
+from cli.supervisor import DEMO_CONVERSATION_GAP
+from devtools.tansu import free_port
 from messagehooks.settings import ENV_PREFIX, Settings
-from messagehooks.supervisor import DEMO_CONVERSATION_GAP
 from tests.integration.checkout import CHECKOUT, copy_of_the_checkout, imported_from, with_the_venv
 from tests.integration.readme_walk import (
     BASELINE,

@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from messagehooks import store
-from messagehooks.simulate import LANGUAGES
+from dataset import store
+from devtools.simulate import LANGUAGES
 from tests.reliability.up_process import UpProcess
 
 pytestmark = pytest.mark.integration

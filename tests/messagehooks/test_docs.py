@@ -3,7 +3,7 @@
 import re
 from pathlib import Path
 
-from messagehooks.store import schema_markdown
+from dataset.store import schema_markdown
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 SCHEMAS = re.compile(r"<!-- schemas:start[^>]*-->\n(.*?)<!-- schemas:end -->", re.DOTALL)
@@ -13,15 +13,15 @@ def test_dataset_doc_lists_the_table_schemas_of_the_code():
     block = SCHEMAS.search((DOCS / "dataset.md").read_text())
     assert block is not None, "docs/dataset.md lost its schemas markers"
     assert block.group(1).strip() == schema_markdown().strip(), (
-        "docs/dataset.md is out of date: paste messagehooks.store.schema_markdown() between the markers"
+        "docs/dataset.md is out of date: paste dataset.store.schema_markdown() between the markers"
     )
 
 
 def test_config_doc_is_generated_from_the_settings():
-    from messagehooks.config_doc import config_markdown
+    from docgen.config import config_markdown
 
     assert (DOCS / "CONFIG.md").read_text() == config_markdown(), (
-        "docs/CONFIG.md is out of date: .venv/bin/python -m messagehooks.config_doc > docs/CONFIG.md"
+        "docs/CONFIG.md is out of date: .venv/bin/python -m docgen.config > docs/CONFIG.md"
     )
 
 

@@ -4,10 +4,10 @@ import json
 import re
 from pathlib import Path
 
+from dataset.sink import SinkStats
 from ingest.metrics import IngestMetrics
+from messagehooks.metrics import Gauges, sink_metrics, worker_registry
 from streams.agents import StreamStats
-from streams.metrics import Gauges, sink_metrics, worker_registry
-from streams.sink import SinkStats
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from messagehooks.cli import main
+from cli.main import main
 from messagehooks.paths import checkout_of
 from messagehooks.settings import load_settings
 

@@ -2,11 +2,11 @@
 
 import json
 
+from dataset.backfill import messages_from_delivery
 from features.batch import build_dataset
-from ingest.validation import normalize
 from messagehooks.pii.ids import NO_SALT, PUBLIC_SALT, Pseudonyms, holds_pii, pseudonym
 from messagehooks.settings import Hook, load_settings
-from streams.backfill import messages_from_delivery
+from messagehooks.validation import normalize
 from tests.factories import landbot_body, landbot_message
 
 SALTED = Pseudonyms(b"operator secret")

@@ -19,11 +19,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from benchmarks.pii_forms import FORMS, Form
+from dataset.rows import conversation_row, dead_letter_row, masker, message_row, pair_row
 from features.batch import build_dataset
-from ingest.validation import normalize
 from messagehooks.settings import Hook
-from streams.records import encode_record
-from streams.tables import conversation_row, dead_letter_row, masker, message_row, pair_row
+from messagehooks.validation import normalize
+from streams.codec import encode_record
 from tests.pii_leaks import leaks, plain, strings_of
 
 MASK = masker(True)

@@ -12,11 +12,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
-from messagehooks.broker import free_port
+from devtools.kafka_broker import KafkaBroker
+from devtools.tansu import free_port
 from messagehooks.errors import PortUnavailable
-from messagehooks.kafka_broker import KafkaBroker
+from messagehooks.metrics import serve
 from messagehooks.ports import Listener, bind, ensure_free, port_holder
-from streams.metrics import serve
 from tests.conftest import broker_env, kafka_engine
 from tests.integration.processes import PortHolder, listening_addresses
 

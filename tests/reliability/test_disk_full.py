@@ -26,8 +26,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from devtools.tansu import free_port
 from ingest.spool import Record, Spool
-from messagehooks.broker import free_port
 from tests.conftest import kafka_engine
 from tests.integration.engines import own_broker
 from tests.integration.processes import IngestProcess, SinkProcess

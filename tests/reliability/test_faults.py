@@ -20,13 +20,13 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from dataset import store
+from devtools.kafka_broker import KafkaBroker
+from devtools.simulate import SimulationOptions, SimulationSummary, simulate
+from devtools.tansu import EmbeddedBroker, free_port
 from features.batch import build_dataset
-from messagehooks import store
-from messagehooks.broker import EmbeddedBroker, free_port
-from messagehooks.kafka_broker import KafkaBroker
 from messagehooks.schema import Message
 from messagehooks.settings import Settings, load_settings
-from messagehooks.simulate import SimulationOptions, SimulationSummary, simulate
 from tests.conftest import broker_env
 from tests.integration.kafka_read import read_topic
 from tests.integration.processes import IngestProcess, SinkProcess, WorkerProcess

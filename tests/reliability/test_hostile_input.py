@@ -9,7 +9,7 @@ body byte by byte. Each answer must be the documented status with a JSON error b
 file in RELIABILITY_FIGURES, default pytest's tmp dir) for docs/RELIABILITY.md; authenticated bad
 payloads must be in the `dead-letter` topic with their reason, 401 and 404 never.
 
-Part 2: hypothesis fuzzes `ingest.validation.parse_body` (returns `Parsed` or raises
+Part 2: hypothesis fuzzes `messagehooks.validation.parse_body` (returns `Parsed` or raises
 `InvalidPayload`, nothing else), and schemathesis sends requests generated from the OpenAPI
 document a real ingest process serves, checking each answer against that document.
 """
@@ -36,13 +36,13 @@ from hypothesis import strategies as st
 from schemathesis.specs.openapi.checks import negative_data_rejection  # no public path in 4.x
 from starlette.datastructures import Secret
 
-from ingest.records import dead_letter_record, message_records
-from ingest.validation import Parsed, parse_body
-from messagehooks.broker import EmbeddedBroker
+from devtools.kafka_broker import KafkaBroker
+from devtools.tansu import EmbeddedBroker
+from ingest.kafka_records import dead_letter_record, message_records
 from messagehooks.errors import InvalidPayload
-from messagehooks.kafka_broker import KafkaBroker
 from messagehooks.settings import Hook
 from messagehooks.topics import Topics
+from messagehooks.validation import Parsed, parse_body
 from tests.conftest import broker_env
 from tests.integration.kafka_read import read_topic
 from tests.integration.processes import IngestProcess

@@ -20,10 +20,10 @@ from typing import Any
 import httpx
 import pytest
 
+from dataset import store
+from dataset.rows import conversation_row, masker, pair_row
+from devtools.tansu import free_port
 from features.batch import build_dataset, messages_from_frame
-from messagehooks import store
-from messagehooks.broker import free_port
-from streams.tables import conversation_row, masker, pair_row
 from tests.conftest import broker_env, kafka_engine
 from tests.factories import landbot_body, landbot_message
 from tests.integration.processes import IngestProcess, SinkProcess, WorkerProcess

@@ -17,10 +17,10 @@ from starlette.datastructures import Secret
 from starlette.testclient import TestClient
 
 import ingest.auth
+from cli import main as cli
 from ingest.app import create_app
 from ingest.auth import authenticate
 from ingest.publisher import InMemoryPublisher
-from messagehooks import cli
 from messagehooks.errors import ConfigError, Unauthorized
 from messagehooks.logging import JsonFormatter
 from messagehooks.settings import Hook, load_settings

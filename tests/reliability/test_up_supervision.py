@@ -15,9 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from cli.supervisor import GaveUp, Stack, child_environment
 from messagehooks.restarts import Backoff, RestartBudget
 from messagehooks.settings import Settings
-from messagehooks.supervisor import GaveUp, Stack, child_environment
 from tests.conftest import kafka_engine
 from tests.reliability.up_process import UpProcess, body_of
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import httpx
 
-from messagehooks import store
-from messagehooks.broker import free_port
+from dataset import store
+from devtools.tansu import free_port
 from tests.factories import landbot_body, landbot_message
 
 

@@ -5,7 +5,7 @@ topic created later makes aiokafka refresh only the topics asked for by name, wh
 chats table's changelog from that cache; every state write then crashed the agent (a TypeError
 in Faust's `key_partition`), and the first state write of the idle timer crashed the worker.
 Seen on Kafka with the ingest, the worker and the sink started together (the notebooks test);
-`messagehooks.kafka_compat.track_table_topic` keeps the changelog in the cache.
+`streams.patches.track_table_topic` keeps the changelog in the cache.
 """
 
 import asyncio
@@ -15,8 +15,8 @@ import httpx
 import msgspec
 import pytest
 
+from devtools.tansu import free_port
 from features.batch import build_dataset
-from messagehooks.broker import free_port
 from messagehooks.kafka import ensure_project_topics, ensure_topics, make_producer
 from messagehooks.schema import Message, encode_message
 from messagehooks.settings import Settings

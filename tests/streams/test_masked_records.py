@@ -3,9 +3,9 @@
 import msgspec
 
 from features.batch import build_dataset
-from features.records import Conversation, TurnPair
+from features.structs import Conversation, TurnPair
 from messagehooks.pii import EMAIL, PHONE
-from streams.records import encode_record
+from streams.codec import encode_record
 from tests.factories import message
 
 

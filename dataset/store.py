@@ -1,0 +1,476 @@
+"""The dataset store: Delta Lake table names, explicit schemas, paths, writes and reads.
+
+Four tables (docs/dataset.md), each partitioned by the UTC `date` of its event time and keyed by a
+deterministic id that the sink uses to drop repeats. The schemas are written out here, not
+inferred, so a column never changes type with the data of one batch (docs/dataset.md lists them).
+Notebooks use `load` (every row) and `load_final` (rows to learn from); `messagehooks dataset ...`
+and the sink use the rest.
+"""
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.fs as pa_fs
+from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from deltalake.exceptions import DeltaError, TableNotFoundError
+
+from dataset.corruption import TableCorrupt as TableCorrupt  # callers catch it with TableMissing
+from dataset.corruption import table_error
+from messagehooks.errors import MessageHooksError
+
+if TYPE_CHECKING:
+    from features.labels import LabelledTable, Selection
+
+PARTITION_COLUMN = "date"
+TableName = Literal["messages", "turn_pairs", "conversations", "dead_letters"]
+TABLES: tuple[TableName, ...] = ("messages", "turn_pairs", "conversations", "dead_letters")
+
+_strings = pa.list_(pa.string())
+
+MESSAGES_SCHEMA = pa.schema(
+    [
+        pa.field("message_id", pa.string(), nullable=False),
+        pa.field("chat_id", pa.string(), nullable=False),
+        pa.field("hook", pa.string()),
+        pa.field("type", pa.string()),
+        pa.field("role", pa.string()),
+        pa.field("timestamp", pa.float64(), nullable=False),
+        pa.field("seq", pa.int64()),
+        pa.field("sender_id", pa.string()),
+        pa.field("channel_id", pa.string()),
+        pa.field("body", pa.string()),
+        pa.field("payload", pa.string()),
+        pa.field("options", _strings),
+        pa.field("action", pa.string()),
+        pa.field("country", pa.string()),
+        pa.field("received_at", pa.float64()),
+        pa.field("request_id", pa.string()),
+        pa.field("late", pa.bool_(), nullable=False),
+        pa.field("schema_version", pa.int32()),
+        pa.field("source_partition", pa.int32()),
+        pa.field("source_offset", pa.int64()),
+        pa.field(PARTITION_COLUMN, pa.date32(), nullable=False),
+    ]
+)
+
+_context_turn = pa.struct([pa.field("role", pa.string()), pa.field("text", pa.string())])
+
+TURN_PAIRS_SCHEMA = pa.schema(
+    [
+        pa.field("pair_id", pa.string(), nullable=False),
+        pa.field("chat_id", pa.string(), nullable=False),
+        pa.field("conversation_id", pa.string(), nullable=False),
+        pa.field("pair_index", pa.int64()),
+        pa.field("prompt_role", pa.string()),
+        pa.field("prompt_text", pa.string()),
+        pa.field("prompt_types", _strings),
+        pa.field("prompt_options", _strings),
+        pa.field("prompt_payload", pa.string()),
+        pa.field("prompt_ts", pa.float64(), nullable=False),
+        pa.field("prompt_turn_index", pa.int64()),
+        pa.field("prompt_message_ids", _strings),
+        pa.field("response_role", pa.string()),
+        pa.field("response_text", pa.string()),
+        pa.field("response_types", _strings),
+        pa.field("response_payload", pa.string()),
+        pa.field("response_ts", pa.float64()),
+        pa.field("response_message_ids", _strings),
+        pa.field("latency_s", pa.float64()),
+        pa.field("answered", pa.bool_()),
+        pa.field("context", pa.list_(_context_turn)),
+        pa.field("prompt_chars", pa.int64()),
+        pa.field("prompt_words", pa.int64()),
+        pa.field("response_chars", pa.int64()),
+        pa.field("response_words", pa.int64()),
+        pa.field("prompt_is_button", pa.bool_()),
+        pa.field("response_is_button", pa.bool_()),
+        pa.field("prompt_option_count", pa.int64()),
+        pa.field("hour_of_day", pa.int64()),
+        pa.field("weekday", pa.int64()),
+        pa.field("country", pa.string()),
+        pa.field("channel_id", pa.string()),
+        pa.field("agent_assigned", pa.bool_()),
+        pa.field("prompt_has_question", pa.bool_()),
+        pa.field("prompt_has_digits", pa.bool_()),
+        pa.field("prompt_has_email", pa.bool_()),
+        pa.field("prompt_has_url", pa.bool_()),
+        pa.field("response_has_question", pa.bool_()),
+        pa.field("response_has_digits", pa.bool_()),
+        pa.field("response_has_email", pa.bool_()),
+        pa.field("response_has_url", pa.bool_()),
+        pa.field("feature_version", pa.int32()),
+        pa.field("schema_version", pa.int32()),
+        pa.field(PARTITION_COLUMN, pa.date32(), nullable=False),
+    ]
+)
+
+_transcript_entry = pa.struct(
+    [pa.field("role", pa.string()), pa.field("text", pa.string()), pa.field("ts", pa.float64())]
+)
+
+CONVERSATIONS_SCHEMA = pa.schema(
+    [
+        pa.field("conversation_id", pa.string(), nullable=False),
+        pa.field("chat_id", pa.string(), nullable=False),
+        pa.field("start_ts", pa.float64(), nullable=False),
+        pa.field("end_ts", pa.float64()),
+        pa.field("duration_s", pa.float64()),
+        *(
+            pa.field(name, pa.int64())
+            for name in (
+                "message_count",
+                "customer_messages",
+                "bot_messages",
+                "agent_messages",
+                "sys_messages",
+                "unknown_messages",
+                "event_messages",
+                "turn_count",
+                "customer_turns",
+                "bot_turns",
+                "agent_turns",
+                "pair_count",
+                "answered_pair_count",
+            )
+        ),
+        pa.field("first_response_latency_s", pa.float64()),
+        pa.field("median_customer_latency_s", pa.float64()),
+        pa.field("escalated", pa.bool_()),
+        pa.field("time_to_assignment_s", pa.float64()),
+        pa.field("abandoned", pa.bool_()),
+        pa.field("transcript", pa.list_(_transcript_entry)),
+        pa.field("country", pa.string()),
+        pa.field("channel_id", pa.string()),
+        pa.field("feature_version", pa.int32()),
+        pa.field("schema_version", pa.int32()),
+        pa.field(PARTITION_COLUMN, pa.date32(), nullable=False),
+    ]
+)
+
+DEAD_LETTERS_SCHEMA = pa.schema(
+    [
+        pa.field("dead_letter_id", pa.string(), nullable=False),
+        pa.field("source", pa.string()),
+        pa.field("hook", pa.string()),
+        pa.field("request_id", pa.string()),
+        pa.field("received_at", pa.float64(), nullable=False),
+        pa.field("reason", pa.string()),
+        pa.field("detail", pa.string()),
+        pa.field("field", pa.string()),
+        pa.field("message_index", pa.int64()),
+        pa.field("source_topic", pa.string()),
+        pa.field("source_partition", pa.int64()),
+        pa.field("source_offset", pa.int64()),
+        pa.field("original_encoding", pa.string()),
+        pa.field("original", pa.string()),
+        pa.field("schema_version", pa.int32()),
+        pa.field(PARTITION_COLUMN, pa.date32(), nullable=False),
+    ]
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TableSpec:
+    """A dataset table: its schema, the id that makes a row unique, and its event-time column."""
+
+    name: TableName
+    schema: pa.Schema
+    key: str
+    time_column: str
+    scope: str | None = None
+    """The column the key is unique within (None: the whole table)."""
+
+    @property
+    def id_columns(self) -> tuple[str, ...]:
+        """The columns that identify a row: (scope, key), or (key,)."""
+        return (self.key,) if self.scope is None else (self.scope, self.key)
+
+
+SPECS: Mapping[TableName, TableSpec] = {
+    # A message id is unique within its chat: a uuid seen in two chats is two messages.
+    "messages": TableSpec("messages", MESSAGES_SCHEMA, "message_id", "timestamp", scope="chat_id"),
+    "turn_pairs": TableSpec("turn_pairs", TURN_PAIRS_SCHEMA, "pair_id", "prompt_ts"),
+    "conversations": TableSpec("conversations", CONVERSATIONS_SCHEMA, "conversation_id", "start_ts"),
+    "dead_letters": TableSpec("dead_letters", DEAD_LETTERS_SCHEMA, "dead_letter_id", "received_at"),
+}
+
+
+class UnknownTable(MessageHooksError):
+    """A table name that is not one of the dataset's tables."""
+
+
+class TableMissing(MessageHooksError):
+    """The table has not been written yet (no POST reached it, or another dataset root)."""
+
+
+def spec(table: str) -> TableSpec:
+    """The spec of `table`, or a clear error naming the valid tables."""
+    for name, table_spec in SPECS.items():
+        if name == table:
+            return table_spec
+    raise UnknownTable(f"unknown table {table!r}; the tables are {', '.join(TABLES)}")
+
+
+def table_uri(root: str, table: str) -> str:
+    """Location of `table` under the dataset root (a directory or an object-store URL)."""
+    spec(table)
+    return f"{root.rstrip('/')}/{table}"
+
+
+def event_date(epoch_seconds: float) -> date:
+    """The UTC date a row is partitioned by."""
+    return datetime.fromtimestamp(epoch_seconds, tz=UTC).date()
+
+
+def open_table(root: str, table: str, version: int | None = None) -> DeltaTable:
+    """The Delta table, at `version` if given.
+
+    Raises:
+        TableMissing: nothing has been written to it yet.
+        TableCorrupt: its log cannot be read (names the file at fault and what to do).
+    """
+    uri = table_uri(root, table)
+    try:
+        return DeltaTable(uri, version=version)
+    except TableNotFoundError as exc:
+        raise TableMissing(
+            f"no Delta table at {uri} yet (nothing written to {table!r}): the pipeline writes it "
+            "(`make run`), or point MESSAGEHOOKS_DATA_DIR or MESSAGEHOOKS_DATASET_URI at a dataset"
+        ) from exc
+    except (DeltaError, OSError) as exc:
+        corrupt = table_error(uri, table, exc)
+        if version is not None and "version" in str(exc).lower() and not corrupt.files:
+            raise MessageHooksError(f"table {table!r} has no version {version}: {exc}") from exc
+        raise corrupt from exc
+
+
+def check_tables(root: str) -> None:
+    """Open every table written so far, so that a corrupt log stops a process at its start.
+
+    Raises:
+        TableCorrupt: a table's log cannot be read (the message names the file and the fix).
+    """
+    for name in TABLES:
+        if exists(root, name):
+            open_table(root, name)
+
+
+def exists(root: str, table: str) -> bool:
+    """Whether `table` has at least one version."""
+    return DeltaTable.is_deltatable(table_uri(root, table))
+
+
+def rows_to_arrow(table: str, rows: Sequence[Mapping[str, Any]]) -> pa.Table:
+    """Rows (dicts with every column) as an Arrow table of the table's exact schema."""
+    return pa.Table.from_pylist(list(rows), schema=spec(table).schema)
+
+
+def write(
+    root: str,
+    table: str,
+    data: pa.Table,
+    *,
+    offsets: Mapping[str, int] | None = None,
+    mode: Literal["append", "overwrite"] = "append",
+    metadata: Mapping[str, Any] | None = None,
+) -> int:
+    """Commit `data` as one new version; returns it.
+
+    `offsets` maps application ids to versions recorded in the same commit (Delta's
+    application transactions, `txn`), which is how the sink makes its Kafka progress atomic with
+    its rows (docs/dataset.md).
+    """
+    transactions = [Transaction(app_id, version) for app_id, version in (offsets or {}).items()]
+    uri = table_uri(root, table)
+    try:  # write through the opened table: its state then is the commit (one load, not two)
+        target: str | DeltaTable = open_table(root, table)
+    except TableMissing:
+        target = uri
+    try:
+        write_deltalake(
+            target,
+            data,
+            partition_by=[PARTITION_COLUMN],
+            mode=mode,
+            schema_mode="overwrite" if mode == "overwrite" else None,
+            commit_properties=CommitProperties(
+                app_transactions=transactions or None,
+                custom_metadata={k: str(v) for k, v in (metadata or {}).items()} or None,
+            ),
+        )
+    except DeltaError as exc:
+        corrupt = table_error(uri, table, exc)
+        if corrupt.files:  # a torn log, not a conflict or a schema error: say which file
+            raise corrupt from exc
+        raise
+    return int((target if isinstance(target, DeltaTable) else open_table(root, table)).version())
+
+
+def transaction_versions(root: str, table: str, app_ids: Sequence[str]) -> list[int | None]:
+    """The version last committed for each app id in `table` (None: never, or no table yet)."""
+    if not exists(root, table):
+        return [None] * len(app_ids)
+    delta = open_table(root, table)
+    versions = [delta.transaction_version(app_id) for app_id in app_ids]
+    return [None if version is None else int(version) for version in versions]
+
+
+def dataset(delta: DeltaTable) -> ds.Dataset:
+    """A table version as a pyarrow dataset, read by pyarrow's own filesystem when the table is local.
+
+    deltalake's default is a filesystem written in Python: every buffer Arrow's I/O threads read
+    is then a Python object, and such a thread can drop the last one after the read returned. If
+    the interpreter is exiting by then, the thread is ended inside a C++ destructor and the
+    process aborts ("terminate called without an active exception", exit code 134; docs/dataset.md,
+    "Reading from Python"). A native buffer needs no interpreter to be released.
+    """
+    return delta.to_pyarrow_dataset(filesystem=_local_filesystem(delta))
+
+
+def read(delta: DeltaTable, columns: list[str] | None = None) -> pa.Table:
+    """The rows of a table version (`columns` only, if given), through `dataset`."""
+    return dataset(delta).to_table(columns=columns)
+
+
+def _local_filesystem(delta: DeltaTable) -> pa_fs.FileSystem | None:
+    """A local table's directory as a pyarrow filesystem; None (deltalake's own) for an object store."""
+    if not delta.table_uri.startswith("file://"):
+        return None
+    filesystem, path = pa_fs.FileSystem.from_uri(delta.table_uri)
+    return pa_fs.SubTreeFileSystem(path, filesystem)
+
+
+def row_count(table: DeltaTable) -> int:
+    """Rows of a table version, from the log's per-file statistics (no data file is read)."""
+    # deltalake returns arro3 tables: pyarrow reads them through the Arrow C stream interface.
+    actions = pa.table(table.get_add_actions(flatten=True))
+    return int(pc.sum(actions.column("num_records")).as_py() or 0)
+
+
+def load(
+    table: str,
+    version: int | None = None,
+    *,
+    root: str | None = None,
+    columns: list[str] | None = None,
+) -> pd.DataFrame:
+    """One dataset table as a pandas DataFrame, at `version` (time travel) or the latest.
+
+    `root` defaults to the dataset root of the environment's settings (MESSAGEHOOKS_*), so a
+    notebook only names the table and, for a reproducible run, the version. To learn from
+    labels, use `load_final`: this returns every row, final or not.
+    """
+    frame: pd.DataFrame = read(open_table(default_root(root), table, version), columns).to_pandas()
+    return frame
+
+
+def load_final(
+    table: "LabelledTable",
+    version: int | None = None,
+    *,
+    root: str | None = None,
+    include_open: bool = False,
+) -> "Selection":
+    """The rows of `turn_pairs` or `conversations` whose labels a model can trust.
+
+    Rows whose label is not final yet, or that started after the earliest open conversation,
+    are left out and counted (`features.labels`; docs/dataset.md, "Final labels"). The other
+    table is read at its latest version, which is never older than `version`; the selection
+    names both versions.
+
+    Args:
+        table: "turn_pairs" (drop-off labels) or "conversations" (escalation labels).
+        version: The version of `table` (default: the latest).
+        root: The dataset root (default: the settings').
+        include_open: Keep every row, with its `label_final` flag; only count the others.
+
+    Raises:
+        TableMissing: `table` has not been written yet.
+    """
+    from features.labels import CONVERSATION_COLUMNS, PAIR_COLUMNS, select_final
+
+    if table not in ("turn_pairs", "conversations"):
+        raise UnknownTable(f"labels are in turn_pairs and conversations, not in {table!r}")
+    root = default_root(root)
+    other, other_columns = (
+        ("conversations", CONVERSATION_COLUMNS) if table == "turn_pairs" else ("turn_pairs", PAIR_COLUMNS)
+    )
+    delta = open_table(root, table, version)
+    frames: dict[str, pd.DataFrame] = {table: read(delta).to_pandas()}
+    versions: dict[str, int | None] = {table: int(delta.version()), other: None}
+    if exists(root, other):
+        other_delta = open_table(root, other)
+        frames[other] = read(other_delta, other_columns).to_pandas()
+        versions[other] = int(other_delta.version())
+    else:
+        frames[other] = pd.DataFrame({name: [] for name in other_columns})
+    selection = select_final(table, frames["turn_pairs"], frames["conversations"], include_open=include_open)
+    return replace(selection, versions=versions)
+
+
+def default_root(root: str | None) -> str:
+    """`root`, or the dataset root of the environment's settings (MESSAGEHOOKS_*)."""
+    if root is not None:
+        return root
+    from messagehooks.settings import load_settings
+
+    return load_settings().dataset_root
+
+
+def versions(root: str, table: str, limit: int | None = None) -> list[dict[str, Any]]:
+    """The versions of `table` (the newest `limit`, or all), oldest first: version, time, operation, rows.
+
+    Only the commits listed are read: the sink makes thousands an hour (docs/dataset.md).
+    """
+    history = open_table(root, table).history(limit)
+    out = []
+    for entry in sorted(history, key=lambda e: int(e.get("version", 0))):
+        metrics = entry.get("operationMetrics") or {}
+        out.append(
+            {
+                "version": int(entry.get("version", 0)),
+                "timestamp": datetime.fromtimestamp(entry.get("timestamp", 0) / 1000, tz=UTC).isoformat(),
+                "operation": entry.get("operation", ""),
+                "rows": int(metrics.get("num_added_rows", metrics.get("numOutputRows", 0)) or 0),
+            }
+        )
+    return out
+
+
+COLUMN_DOCS: Mapping[str, str] = {
+    "date": "UTC date of the row's event time (the partition column)",
+    "late": "arrived more than ALLOWED_LATENESS older than its chat's newest message: stored, not paired",
+    "source_partition": "Kafka partition of the `messages` record (null when backfilled)",
+    "source_offset": "Kafka offset of the `messages` record (null when backfilled)",
+    "dead_letter_id": "`{topic}:{partition}:{offset}@{tag}`: the record's position; the tag names the "
+    "topic's incarnation",
+    "source": "`ingest` (rejected payload) or `streams` (record the worker could not process)",
+    "original": "the rejected bytes as text (base64 when not UTF-8), PII masked",
+}
+
+
+def schema_markdown() -> str:
+    """The column tables of docs/dataset.md (a test keeps the doc equal to this)."""
+    lines: list[str] = []
+    for name, table in SPECS.items():
+        lines += [
+            f"### `{name}`",
+            "",
+            f"Key `{', '.join(table.id_columns)}`, partitioned by `{PARTITION_COLUMN}` "
+            f"(of `{table.time_column}`).",
+            "",
+        ]
+        lines += ["| column | type | null | note |", "|---|---|---|---|"]
+        for column in table.schema:
+            note = COLUMN_DOCS.get(column.name, "")
+            lines.append(
+                f"| `{column.name}` | `{column.type}` | {'yes' if column.nullable else 'no'} | {note} |"
+            )
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""Tools for trying and operating the pipeline: traffic simulator, replay, topic tail, brokers to run."""
