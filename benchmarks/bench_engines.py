@@ -11,9 +11,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from devtools.brokers import OwnBroker
 from devtools.kafka_broker import KafkaBroker
 from devtools.tansu import EmbeddedBroker
-from messagehooks.engines import OwnBroker
 from messagehooks.kafka import ensure_project_topics
 from messagehooks.settings import Settings
 

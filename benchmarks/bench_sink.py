@@ -32,8 +32,8 @@ from benchmarks.engine import add_engine_option, broker_env, broker_settings, st
 from dataset import store
 from dataset.rows import masker, pair_row
 from dataset.sink import DatasetSink
+from devtools.brokers import OwnBroker
 from features.batch import build_dataset
-from messagehooks.engines import OwnBroker
 from messagehooks.kafka import ensure_project_topics, make_producer
 from messagehooks.settings import Hook, Settings
 from messagehooks.validation import normalize

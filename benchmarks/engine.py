@@ -14,9 +14,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from devtools.brokers import OwnBroker, own_broker
+from devtools.brokers import engine_env as broker_env
 from devtools.tansu import free_port
-from messagehooks.engines import OwnBroker, own_broker, resolve
-from messagehooks.engines import engine_env as broker_env
+from messagehooks.engines import resolve
 from messagehooks.settings import Settings, load_settings
 
 __all__ = ["ENGINES", "add_engine_option", "broker_env", "broker_settings", "started_broker", "unavailable"]

@@ -274,7 +274,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run_broker(settings: Settings, args: argparse.Namespace) -> int:
-    from messagehooks.engines import own_broker, resolve
+    from devtools.brokers import own_broker
+    from messagehooks.engines import resolve
     from messagehooks.kafka import ensure_project_topics
     from messagehooks.ports import broker_listener, ensure_free
 

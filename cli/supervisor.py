@@ -33,8 +33,9 @@ from rich.console import Console
 from rich.live import Live
 
 from cli.status import StatusBoard
+from devtools.brokers import OwnBroker, own_broker
 from devtools.tansu import die_with_parent
-from messagehooks.engines import OwnBroker, own_broker, resolve
+from messagehooks.engines import resolve
 from messagehooks.errors import BrokerUnavailable
 from messagehooks.kafka import ensure_project_topics
 from messagehooks.ports import ensure_free, stack_listeners

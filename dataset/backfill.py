@@ -23,11 +23,10 @@ from dataset.rows import conversation_row, is_late, masker, message_row, pair_ro
 from features.batch import build_dataset
 from messagehooks.engines import tansu_fixes
 from messagehooks.errors import ConfigError, InvalidPayload
-from messagehooks.kafka import topic_partitions
+from messagehooks.kafka import end_offsets, topic_partitions
 from messagehooks.schema import Message, decode_message
 from messagehooks.settings import Hook, Settings
 from messagehooks.validation import parse_body
-from streams.patches import end_offsets
 
 PROGRESS_EVERY = 10_000
 

@@ -37,13 +37,12 @@ from dataset.store import PARTITION_COLUMN, TableName, TableSpec
 from dataset.upkeep import TableUpkeep, UpkeepPolicy
 from messagehooks.engines import tansu_fixes
 from messagehooks.health import SinkHealth, healthy_now, write_health
-from messagehooks.kafka import TopicIncarnations
+from messagehooks.kafka import TopicIncarnations, end_offsets
 from messagehooks.metrics import Gauges, serve, sink_metrics
 from messagehooks.ports import sink_metrics_listener
 from messagehooks.restarts import Backoff
 from messagehooks.schema import decode_message
 from messagehooks.settings import Settings
-from streams.patches import end_offsets
 
 logger = logging.getLogger(__name__)
 

@@ -12,22 +12,18 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
 from typing import IO, Self
 
 from devtools.tansu import BrokerProcess, api_versions_round_trip, cluster_id, die_with_parent, free_port
+from messagehooks.engines import KAFKA_VERSION, MIN_JAVA, default_libs, jars_present, java_major
 from messagehooks.errors import BrokerUnavailable, ConfigError, PortUnavailable
 from messagehooks.ports import port_holder
 
 logger = logging.getLogger(__name__)
 
-KAFKA_VERSION = "4.1.1"
-"""The broker version kafka/pom.xml resolves (docker-compose.yml runs the same)."""
-
-MIN_JAVA = 17
 STARTED_LINE = "Kafka Server started"
 
 BROKER_PROPERTIES: dict[str, str] = {
@@ -73,34 +69,6 @@ rootLogger.appenderRef.out.ref = OUT
 logger.server.name = kafka.server.KafkaRaftServer
 logger.server.level = INFO
 """
-
-
-def default_libs() -> Path:
-    """Where `make venv` puts the broker's jars: beside the interpreter of this environment."""
-    return Path(sys.prefix) / "kafka" / "libs"
-
-
-def java_major(java: str = "java") -> int | None:
-    """The major version of `java` on the PATH (None if there is none or it does not answer)."""
-    path = shutil.which(java)
-    if path is None:
-        return None
-    try:
-        answer = subprocess.run(  # noqa: S603 - the java found on PATH, fixed argv
-            [path, "-version"], capture_output=True, text=True, timeout=20, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    match = re.search(r'version "(\d+)(?:\.(\d+))?', answer.stderr + answer.stdout)
-    if match is None:
-        return None
-    major = int(match.group(1))
-    return int(match.group(2) or 0) if major == 1 else major  # "1.8.0" is Java 8
-
-
-def jars_present(libs: Path) -> bool:
-    """Whether `libs` holds the broker's jars (the Kafka server jar names the version)."""
-    return (libs / f"kafka_2.13-{KAFKA_VERSION}.jar").is_file()
 
 
 def new_cluster_id() -> str:

@@ -10,9 +10,8 @@ from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from messagehooks.engines import tansu_fixes
 from messagehooks.errors import BrokerUnavailable, ConfigError
-from messagehooks.kafka import broker_reached, topic_partitions
+from messagehooks.kafka import broker_reached, end_offsets, topic_partitions
 from messagehooks.settings import ENV_PREFIX, Settings
-from streams.patches import end_offsets
 
 
 def resolve_topic(settings: Settings, name: str) -> str:

@@ -7,17 +7,52 @@ so that all of them switch the Tansu workarounds the same way.
 """
 
 import functools
+import re
+import shutil
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from devtools.kafka_broker import MIN_JAVA, KafkaBroker, default_libs, jars_present, java_major
-from devtools.tansu import EmbeddedBroker
 from messagehooks.errors import ConfigError
 from messagehooks.settings import Settings
 
 EngineName = Literal["kafka", "tansu"]
 ENGINES = ("auto", "kafka", "tansu")
+
+KAFKA_VERSION = "4.1.1"
+"""The broker version kafka/pom.xml resolves (docker-compose.yml runs the same)."""
+
+MIN_JAVA = 17
+
+
+def default_libs() -> Path:
+    """Where `make venv` puts the broker's jars: beside the interpreter of this environment."""
+    return Path(sys.prefix) / "kafka" / "libs"
+
+
+def java_major(java: str = "java") -> int | None:
+    """The major version of `java` on the PATH (None if there is none or it does not answer)."""
+    path = shutil.which(java)
+    if path is None:
+        return None
+    try:
+        answer = subprocess.run(  # noqa: S603 - the java found on PATH, fixed argv
+            [path, "-version"], capture_output=True, text=True, timeout=20, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    match = re.search(r'version "(\d+)(?:\.(\d+))?', answer.stderr + answer.stdout)
+    if match is None:
+        return None
+    major = int(match.group(1))
+    return int(match.group(2) or 0) if major == 1 else major  # "1.8.0" is Java 8
+
+
+def jars_present(libs: Path) -> bool:
+    """Whether `libs` holds the broker's jars (the Kafka server jar names the version)."""
+    return (libs / f"kafka_2.13-{KAFKA_VERSION}.jar").is_file()
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,32 +97,3 @@ def resolve(settings: Settings) -> Engine:
 def tansu_fixes(settings: Settings) -> bool:
     """Whether the client-side Tansu workarounds apply (only to the embedded Tansu broker)."""
     return resolve(settings).name == "tansu"
-
-
-OwnBroker = EmbeddedBroker | KafkaBroker
-
-
-def own_broker(settings: Settings) -> OwnBroker:
-    """The broker this project starts for `settings` (not started yet)."""
-    if resolve(settings).name == "kafka":
-        return KafkaBroker(
-            settings.data_dir / "kafka",
-            settings.broker_port,
-            libs=libs_of(settings),
-            heap=settings.kafka_heap,
-        )
-    return EmbeddedBroker(settings.broker_port)
-
-
-def engine_env(broker: OwnBroker) -> dict[str, str]:
-    """The variables that point a child process at `broker` and tell it the engine it runs on.
-
-    A child without the engine resolves `auto` by itself (Kafka wherever Java is installed) and
-    would switch the Tansu client fixes the wrong way.
-    """
-    return {"MESSAGEHOOKS_BROKER_PORT": str(broker.port), "MESSAGEHOOKS_BROKER_ENGINE": engine_of(broker)}
-
-
-def engine_of(broker: OwnBroker) -> EngineName:
-    """The engine `broker` runs."""
-    return "kafka" if isinstance(broker, KafkaBroker) else "tansu"

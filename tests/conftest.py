@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from devtools.brokers import engine_env as broker_env  # noqa: F401 - the tests' name for it
 from devtools.kafka_broker import KafkaBroker
 from devtools.tansu import EmbeddedBroker
 from messagehooks.engines import Engine, resolve
-from messagehooks.engines import engine_env as broker_env  # noqa: F401 - the tests' name for it
 from messagehooks.errors import BrokerUnavailable
 from messagehooks.settings import Settings
 

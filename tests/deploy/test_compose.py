@@ -19,8 +19,9 @@ import pytest
 import yaml
 
 from cli.main import build_parser
-from devtools.kafka_broker import BROKER_PROPERTIES, KAFKA_VERSION, KafkaBroker
+from devtools.kafka_broker import BROKER_PROPERTIES, KafkaBroker
 from devtools.tansu import free_port
+from messagehooks.engines import KAFKA_VERSION
 from messagehooks.settings import ENV_PREFIX, SETTINGS_HELP, Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]

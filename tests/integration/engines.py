@@ -7,9 +7,9 @@ takes conftest's `engine` fixture (each engine in turn) and starts its own with 
 from pathlib import Path
 from typing import Any
 
+from devtools.brokers import engine_of
 from devtools.kafka_broker import KafkaBroker
 from devtools.tansu import EmbeddedBroker
-from messagehooks.engines import engine_of
 from messagehooks.settings import Settings
 
 ENGINES = ("tansu", "kafka")

@@ -32,11 +32,10 @@ from aiokafka.admin import AIOKafkaAdminClient
 from devtools.kafka_broker import KafkaBroker
 from devtools.tansu import EmbeddedBroker
 from messagehooks.engines import resolve, tansu_fixes
-from messagehooks.kafka import ensure_topics, make_producer
+from messagehooks.kafka import end_offsets, ensure_topics, make_producer
 from messagehooks.settings import Settings, load_settings
 from streams.patches import (
     EMBEDDED_FETCH_MAX_WAIT_MS,
-    end_offsets,
     faust_fixes,
     patch_changelog_highwaters,
     patch_create_topic_waits_for_metadata,
