@@ -328,9 +328,20 @@ def _run_ingest(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _run_worker(settings: Settings, args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from dataset import store
     from streams.app import run_worker  # faust is slow to import: only here
 
-    return run_worker(settings)
+    def read_table(table: str, columns: list[str]) -> pd.DataFrame | None:
+        """The dataset table's `columns`, for the worker's resume (streams do not import dataset)."""
+        root = settings.dataset_root
+        if not store.exists(root, table):
+            return None
+        frame: pd.DataFrame = store.read(store.open_table(root, table), columns).to_pandas()
+        return frame
+
+    return run_worker(settings, read_table)
 
 
 def _run_topics(settings: Settings, args: argparse.Namespace) -> int:
