@@ -165,6 +165,7 @@ def test_metrics_servers_listen_on_the_configured_host_only(command, variable, b
 
 
 @linux_only
+@pytest.mark.integration
 def test_serve_refuses_a_taken_port_and_serves_a_free_one(holder):
     registry = CollectorRegistry()
     with pytest.raises(PortUnavailable, match=rf"port {holder.port} .*held by pid {holder.pid}: python"):
@@ -181,6 +182,7 @@ def test_serve_refuses_a_taken_port_and_serves_a_free_one(holder):
 
 
 @linux_only
+@pytest.mark.integration
 def test_port_holder_names_the_listening_process_and_none_for_a_free_port(holder):
     found = port_holder(holder.port)
     program = os.path.basename(sys.executable)
