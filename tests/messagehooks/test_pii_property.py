@@ -15,7 +15,7 @@ import re
 from typing import Any
 
 import msgspec
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from benchmarks.pii_forms import FORMS, Form
@@ -48,11 +48,13 @@ def _secrets(form: Form, value: str) -> tuple[list[str], str]:
 @st.composite
 def _messages(draw: st.DrawFn) -> tuple[list[dict[str, Any]], list[tuple[list[str], str]]]:
     secrets = []
+    fillers = []
 
     def text() -> str:
         form, value = draw(_values())
         secrets.append(_secrets(form, value))
-        return f"{draw(_FILLER)} {form.wrap[0]}{value}{form.wrap[1]} {draw(_FILLER)}"
+        fillers.extend([draw(_FILLER), draw(_FILLER)])
+        return f"{fillers[-2]} {form.wrap[0]}{value}{form.wrap[1]} {fillers[-1]}"
 
     def id_value() -> str:
         form, value = draw(_values())
@@ -75,6 +77,9 @@ def _messages(draw: st.DrawFn) -> tuple[list[dict[str, Any]], list[tuple[list[st
                 "_raw": {"chat": chat, "uuid": id_value(), "action": text()},
             }
         )
+    # Filler that happens to spell a secret word ("unts" of "…unts@…") is not a leak the check can tell apart.
+    words = {word for secret_words, _ in secrets for word in secret_words}
+    assume(not any(word in plain(filler) for filler in fillers for word in words))
     return messages, secrets
 
 
