@@ -12,7 +12,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from dataset import store
+from dataset import store, tables
 from messagehooks.errors import MessageHooksError
 
 ExportFormat = Literal["parquet", "jsonl", "csv"]
@@ -25,7 +25,7 @@ LOG_RETENTION_HOURS = 30 * 24
 def stats(root: str) -> dict[str, Any]:
     """Rows per table and the dataset's headline figures (missing tables count as empty)."""
     out: dict[str, Any] = {"root": root, "tables": {}}
-    for name in store.TABLES:
+    for name in tables.TABLES:
         if not store.exists(root, name):
             out["tables"][name] = {"version": None, "rows": 0}
             continue
@@ -111,7 +111,7 @@ def compact(root: str, *, retention_hours: float) -> dict[str, Any]:
     removed unreadable, so the retention is the time-travel window that stays guaranteed.
     """
     report: dict[str, Any] = {}
-    for name in store.TABLES:
+    for name in tables.TABLES:
         if not store.exists(root, name):
             continue
         merged = compact_table(root, name)

@@ -13,7 +13,8 @@ from typing import Any
 import msgspec
 import orjson
 
-from dataset.store import PARTITION_COLUMN, event_date
+from dataset.store import event_date
+from dataset.tables import PARTITION_COLUMN
 from features.structs import Conversation, TurnPair
 from messagehooks.pii import policy
 from messagehooks.schema import Message

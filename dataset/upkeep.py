@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from dataset import maintenance, store
-from dataset.store import TableName
+from dataset.tables import TableName
 from messagehooks.settings import Settings
 
 logger = logging.getLogger(__name__)

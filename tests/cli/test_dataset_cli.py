@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from cli.main import main
-from dataset import store
+from dataset import store, tables
 from dataset.rows import conversation_row, masker, message_row, pair_row
 from features.batch import build_dataset
 from messagehooks.schema import Message
@@ -99,7 +99,7 @@ def test_dataset_stats_of_an_empty_root_is_json(root, capsys):
     assert main(["dataset", "stats"]) == 0
     stats = json.loads(capsys.readouterr().out)
     assert stats["root"] == root
-    assert stats["tables"] == {name: {"version": None, "rows": 0} for name in store.TABLES}
+    assert stats["tables"] == {name: {"version": None, "rows": 0} for name in tables.TABLES}
 
 
 @pytest.mark.parametrize("action", ["stats", "compact"])
@@ -172,11 +172,11 @@ def test_dataset_export_of_version_0_as_jsonl(root, tmp_path, capsys):
 
 def test_dataset_compact(root, capsys):
     rows = populate(root, commits=4)
-    before = {t: store.open_table(root, t).version() for t in store.TABLES}
+    before = {t: store.open_table(root, t).version() for t in tables.TABLES}
     assert main(["dataset", "compact", "--retention-hours", "0"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert set(report) == set(store.TABLES)
-    for table in store.TABLES:
+    assert set(report) == set(tables.TABLES)
+    for table in tables.TABLES:
         assert report[table]["version"] > before[table]
         assert report[table]["files_removed"] >= report[table]["files_added"]
         key = store.spec(table).key

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from cli.main import main
 from cli.status import StatusBoard
-from dataset import store
+from dataset import store, tables
 from devtools.tansu import free_port
 from tests.cli.test_dataset_cli import _one_line_error, _restore_logging  # noqa: F401 - a fixture, used by name
 from tests.conftest import broker_env
@@ -150,7 +150,7 @@ def _template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(table=st.sampled_from(store.TABLES), version=st.integers(0, 2), cut=st.floats(0.0, 0.999))
+@given(table=st.sampled_from(tables.TABLES), version=st.integers(0, 2), cut=st.floats(0.0, 0.999))
 def test_a_commit_cut_anywhere_opens_or_is_named(tmp_path_factory, table, version, cut):
     """Cut any commit at any byte: the table opens, or the error names that very file."""
     copy = tmp_path_factory.mktemp("cut") / "datasets"

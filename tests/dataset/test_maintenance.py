@@ -11,7 +11,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from dataset import maintenance, store
+from dataset import maintenance, store, tables
 from dataset.rows import conversation_row, dead_letter_row, masker, message_row, pair_row
 from features.batch import build_dataset
 from messagehooks.errors import MessageHooksError
@@ -88,7 +88,7 @@ def _jsonable(value: Any) -> Any:
 # --- export ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("table", store.TABLES)
+@pytest.mark.parametrize("table", tables.TABLES)
 def test_parquet_export_equals_the_table(tmp_path, table):
     root = str(tmp_path / "ds")
     populate(root)
@@ -138,7 +138,7 @@ def test_turn_pairs_jsonl_is_the_fine_tuning_shape_of_answered_pairs(tmp_path):
     assert all(o["response"] is not None for o in objects)
 
 
-@pytest.mark.parametrize("table", store.TABLES)
+@pytest.mark.parametrize("table", tables.TABLES)
 def test_csv_export_has_the_rows_with_nested_columns_as_json(tmp_path, table):
     root = str(tmp_path / "ds")
     populate(root)
@@ -238,11 +238,11 @@ def test_compaction_keeps_the_rows_in_fewer_files_as_a_new_version(tmp_path):
 def test_compaction_of_every_table_keeps_every_row(tmp_path):
     root = str(tmp_path / "ds")
     populate(root, commits=4)
-    before = {t: _table_rows(root, t) for t in store.TABLES}
-    files = {t: _files(root, t) for t in store.TABLES}
+    before = {t: _table_rows(root, t) for t in tables.TABLES}
+    files = {t: _files(root, t) for t in tables.TABLES}
     report = maintenance.compact(root, retention_hours=0)
-    assert set(report) == set(store.TABLES)
-    for table in store.TABLES:
+    assert set(report) == set(tables.TABLES)
+    for table in tables.TABLES:
         assert _table_rows(root, table) == before[table], table
         assert _files(root, table) <= files[table]
     assert _files(root, "messages") < files["messages"]
@@ -255,7 +255,7 @@ def test_stats_count_missing_tables_as_empty(tmp_path):
     root = str(tmp_path / "ds")
     assert maintenance.stats(root) == {
         "root": root,
-        "tables": {name: {"version": None, "rows": 0} for name in store.TABLES},
+        "tables": {name: {"version": None, "rows": 0} for name in tables.TABLES},
     }
     rows = populate(root)
     for table in ("turn_pairs", "conversations"):

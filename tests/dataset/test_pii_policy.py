@@ -6,7 +6,7 @@ import json
 import pyarrow as pa
 import pytest
 
-from dataset import store
+from dataset import tables
 from dataset.rows import dead_letter_row, masker
 from messagehooks.pii import EMAIL, PHONE
 from messagehooks.pii.originals import PERSONAL, mask_original
@@ -27,10 +27,10 @@ def _text_paths(schema: pa.Schema) -> set[str]:
     return paths
 
 
-@pytest.mark.parametrize("table", sorted(store.SPECS))
+@pytest.mark.parametrize("table", sorted(tables.SPECS))
 def test_every_text_column_has_a_treatment(table):
     # A new text column must be classified (masked, or kept for a reason in the policy's docstring).
-    assert set(POLICY[table]) == _text_paths(store.SPECS[table].schema) - {store.PARTITION_COLUMN}
+    assert set(POLICY[table]) == _text_paths(tables.SPECS[table].schema) - {tables.PARTITION_COLUMN}
 
 
 def test_customer_fields_and_escaped_emails_in_a_json_original_are_masked():

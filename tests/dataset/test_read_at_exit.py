@@ -22,7 +22,7 @@ from pathlib import Path
 import pyarrow.fs as pa_fs
 import pytest
 
-from dataset import store
+from dataset import store, tables
 from tests.dataset.test_maintenance import populate
 
 COMMITS = 40
@@ -32,7 +32,7 @@ COMMITS = 40
 def test_a_local_table_is_read_by_arrows_own_filesystem(tmp_path):
     root = str(tmp_path / "datasets")
     populate(root, commits=3)
-    for table in store.TABLES:
+    for table in tables.TABLES:
         delta = store.open_table(root, table)
         assert not isinstance(store.dataset(delta).filesystem, pa_fs.PyFileSystem)
         key = store.spec(table).key

@@ -5,14 +5,13 @@ row exactly once, and that it resumed from the offsets in the Delta log (it re-r
 """
 
 import asyncio
-import dataclasses
 import time
 
 import msgspec
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from dataset import maintenance, store
+from dataset import store, tables
 from dataset.sink import DatasetSink
 from features.batch import build_dataset
 from messagehooks.kafka import ensure_project_topics, make_producer
@@ -175,7 +174,7 @@ async def test_one_message_id_on_five_dates_is_one_row_whether_pending_or_commit
     assert sorted(ids) == sorted(["uuid-1"] + [f"id-{i}" for i in range(15)])
     assert second.stats.duplicates == 2
     dates = store.load("messages", root=settings.dataset_root).set_index("message_id")
-    assert str(dates.loc["uuid-1", store.PARTITION_COLUMN]) == str(store.event_date(BASE_TS))
+    assert str(dates.loc["uuid-1", tables.PARTITION_COLUMN]) == str(store.event_date(BASE_TS))
 
 
 async def test_one_message_id_in_two_chats_is_two_rows_and_each_chats_repeat_is_dropped(settings):
@@ -258,7 +257,7 @@ async def partition_zero(settings):
 
 async def _read_to_end(sink: DatasetSink, consumer: AIOKafkaConsumer, tp: TopicPartition, end: int) -> None:
     deadline = time.monotonic() + 20
-    while sink._positions[tp] < end and time.monotonic() < deadline:
+    while sink.positions.expected[tp] < end and time.monotonic() < deadline:
         for records in (await consumer.getmany(tp, timeout_ms=200)).values():
             await sink._accept(consumer, tp, records)
 
@@ -268,7 +267,7 @@ async def test_a_stale_fetch_past_unread_records_seeks_back_instead_of_skipping(
     a fetch racing a rebalance's seek) were taken, and the ones before them never written."""
     consumer, tp = partition_zero
     sink = DatasetSink(settings)
-    sink._positions[tp] = 0
+    sink.positions.expected[tp] = 0
     consumer.seek(tp, 30)
     stale = next(iter((await consumer.getmany(tp, timeout_ms=5000)).values()))
     assert stale[0].offset == 30
@@ -287,7 +286,7 @@ async def test_records_deleted_by_retention_before_the_sink_read_them_are_counte
     counted, not sought forever. Tansu applies no retention: the broker's answer is injected."""
     consumer, tp = partition_zero
     sink = DatasetSink(settings)
-    sink._positions[tp] = 3
+    sink.positions.expected[tp] = 3
 
     async def log_starts_at_7(partitions):
         return dict.fromkeys(partitions, 7)
@@ -333,75 +332,3 @@ async def test_a_sink_waiting_for_its_topics_stops_when_asked(broker, unique, tm
     await asyncio.wait([task], timeout=2)  # it is starting (on Kafka: waiting for the topics)
     stop.set()
     await asyncio.wait_for(task, 30)  # without the fix aiokafka gave up after 40 s, with an error
-
-
-# --- the sink's own compactions ----------------------------------------------------------------
-
-WAVE = 10
-
-
-async def _in_waves(sink: DatasetSink, settings: Settings, waves: range) -> None:
-    """Run `sink` while messages come `WAVE` at a time, each wave once the last is in the table:
-    a small commit per wave, as traffic makes them."""
-    stop = asyncio.Event()
-    task = asyncio.create_task(sink.run(stop))
-    try:
-        for wave in waves:
-            await _produce(settings, _message_records(settings, WAVE, start=wave * WAVE))
-            deadline = time.monotonic() + 30
-            while not task.done() and len(_ids(settings)) < (wave + 1) * WAVE and time.monotonic() < deadline:
-                await asyncio.wait([task], timeout=0.1)  # the table is polled: nothing to wait on
-            if task.done():
-                break
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 30)
-
-
-async def test_the_sinks_compactions_keep_every_row_once_and_its_resume_from_the_delta_log(settings):
-    """A sink that dies right after a compaction (an OPTIMIZE version at the log's head, its Kafka
-    offsets never committed): the next sink resumes from the offsets in the log, re-reads nothing."""
-    settings = dataclasses.replace(settings, compact_files=3)
-    first = DatasetSink(settings)
-    commit_kafka = first._commit_kafka
-
-    async def crash_after_a_compaction(offsets):
-        if first.stats.compactions:
-            raise Crash
-        await commit_kafka(offsets)
-
-    first._commit_kafka = crash_after_a_compaction
-    with pytest.raises(Crash):
-        await _in_waves(first, settings, range(12))
-    committed = _ids(settings)
-    assert store.versions(settings.dataset_root, "messages", limit=1)[0]["operation"] == "OPTIMIZE"
-    assert first.stats.compacted_files >= 3
-    assert len(committed) < 12 * WAVE
-
-    second = DatasetSink(settings)
-    await _in_waves(second, settings, range(len(committed) // WAVE, 12))
-    assert sorted(_ids(settings)) == sorted(f"id-{i}" for i in range(12 * WAVE))  # every row once
-    assert second.stats.compactions >= 1
-    assert len(store.open_table(settings.dataset_root, "messages").file_uris()) <= 3
-    reread = second.stats.records - (12 * WAVE - len(committed))
-    if reread:
-        # Seen on main 2026-12-02 in 4 of 5 runs (also on the branch that added it): the second
-        # sink re-reads one wave (10 records) behind the log's offsets; the key index drops them
-        # (the table above holds every row once), but "resumes where the log says" does not hold.
-        # An open bug, in the notes; the xfail keeps it visible without failing the suite.
-        assert second.stats.duplicates == reread
-        pytest.xfail(f"re-read {reread} records after a crash right after a compaction (open bug)")
-    assert second.stats.duplicates == 0
-
-
-async def test_a_failing_compaction_is_counted_and_costs_no_row(settings, monkeypatch):
-    def disk_full(root, table):
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(maintenance, "compact_table", disk_full)
-    settings = dataclasses.replace(settings, compact_files=1)
-    sink = DatasetSink(settings)
-    await _in_waves(sink, settings, range(4))
-    assert sorted(_ids(settings)) == sorted(f"id-{i}" for i in range(4 * WAVE))
-    assert sink.stats.failed_upkeeps >= 1
-    assert (sink.stats.failed_commits, sink.stats.compactions) == (0, 0)

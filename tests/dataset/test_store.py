@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dataset import store
+from dataset import store, tables
 from dataset.backfill import late_ids
 from dataset.rows import conversation_row, dead_letter_row, masker, message_row, pair_row
 from features.batch import build_dataset
@@ -47,23 +47,23 @@ def _read(root: str, table: str, version: int | None = None) -> list[dict[str, A
 @pytest.mark.parametrize(("table", "record"), [("turn_pairs", TurnPair), ("conversations", Conversation)])
 def test_feature_table_schema_is_exactly_the_record_plus_date(table, record):
     names = store.spec(table).schema.names
-    assert names == [*record.__struct_fields__, store.PARTITION_COLUMN]
+    assert names == [*record.__struct_fields__, tables.PARTITION_COLUMN]
     assert len(set(names)) == len(names)
 
 
 def test_messages_schema_is_the_message_without_raw_plus_provenance():
-    names = store.MESSAGES_SCHEMA.names
+    names = tables.MESSAGES_SCHEMA.names
     expected = {name for name in Message.__struct_fields__ if name != "raw"}
-    expected |= {"late", "source_partition", "source_offset", store.PARTITION_COLUMN}
+    expected |= {"late", "source_partition", "source_offset", tables.PARTITION_COLUMN}
     assert set(names) == expected
     assert len(set(names)) == len(names)
     assert "raw" not in names
 
 
-@pytest.mark.parametrize("table", store.TABLES)
+@pytest.mark.parametrize("table", tables.TABLES)
 def test_every_table_is_partitioned_by_a_non_null_date_and_keyed(table):
     table_spec = store.spec(table)
-    date = table_spec.schema.field(store.PARTITION_COLUMN)
+    date = table_spec.schema.field(tables.PARTITION_COLUMN)
     assert date.type == pa.date32()
     assert not date.nullable
     assert not table_spec.schema.field(table_spec.key).nullable
@@ -128,7 +128,7 @@ def test_an_unknown_table_is_a_clear_error_naming_the_tables(tmp_path):
     with pytest.raises(store.UnknownTable, match=r"unknown table 'pairs'") as info:
         store.load("pairs", root=str(tmp_path))
     assert isinstance(info.value, MessageHooksError)
-    for name in store.TABLES:
+    for name in tables.TABLES:
         assert name in str(info.value)
     with pytest.raises(store.UnknownTable):
         store.versions(str(tmp_path), "pairs")
@@ -283,7 +283,7 @@ TEXT_COLUMNS = {
 }
 
 
-@pytest.mark.parametrize("table", store.TABLES)
+@pytest.mark.parametrize("table", tables.TABLES)
 def test_every_text_column_is_masked(table):
     masked, plain = _pii_rows(True)[table], _pii_rows(False)[table]
     assert masked
@@ -328,7 +328,7 @@ def test_no_pii_reaches_the_delta_tables(tmp_path):
     for root, enabled in ((masked_root, True), (plain_root, False)):
         for table, rows in _pii_rows(enabled).items():
             store.write(root, table, store.rows_to_arrow(table, rows))
-    for table in store.TABLES:
+    for table in tables.TABLES:
         assert not _contains_pii(_all_strings_in_table(masked_root, table)), table
         # the search does find PII when masking is off
         assert _contains_pii(_all_strings_in_table(plain_root, table)), table

@@ -3,7 +3,7 @@
 import re
 from pathlib import Path
 
-from dataset.store import schema_markdown
+from dataset.tables import schema_markdown
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 SCHEMAS = re.compile(r"<!-- schemas:start[^>]*-->\n(.*?)<!-- schemas:end -->", re.DOTALL)
@@ -13,7 +13,7 @@ def test_dataset_doc_lists_the_table_schemas_of_the_code():
     block = SCHEMAS.search((DOCS / "dataset.md").read_text())
     assert block is not None, "docs/dataset.md lost its schemas markers"
     assert block.group(1).strip() == schema_markdown().strip(), (
-        "docs/dataset.md is out of date: paste dataset.store.schema_markdown() between the markers"
+        "docs/dataset.md is out of date: paste dataset.tables.schema_markdown() between the markers"
     )
 
 
