@@ -32,9 +32,10 @@ from aiokafka.structs import ConsumerRecord
 
 from dataset import maintenance, store
 from dataset.id_digests import IdDigests
-from dataset.rows import Mask, conversation_row, dead_letter_row, is_late, masker, message_row, pair_row
+from dataset.rows import Mask, conversation_row, dead_letter_row, masker, message_row, pair_row
 from dataset.store import PARTITION_COLUMN, TableName, TableSpec
 from dataset.upkeep import TableUpkeep, UpkeepPolicy
+from features.lateness import is_late
 from messagehooks.engines import tansu_fixes
 from messagehooks.health import SinkHealth, healthy_now, write_health
 from messagehooks.kafka import TopicIncarnations, end_offsets
