@@ -24,7 +24,7 @@ from features.batch import build_dataset
 from features.lateness import identity, late_ids
 from messagehooks.engines import tansu_fixes
 from messagehooks.errors import ConfigError, InvalidPayload, MalformedLine
-from messagehooks.kafka import end_offsets, topic_reader
+from messagehooks.kafka import end_offsets, seek_to_start, topic_reader
 from messagehooks.recorded import parse_recorded
 from messagehooks.schema import Message, decode_message
 from messagehooks.settings import Hook, Settings
@@ -166,7 +166,7 @@ async def _read_topic(settings: Settings, topic: str, out: TextIO) -> list[bytes
     async with topic_reader(settings, topic) as (consumer, partitions):
         ends = await end_offsets(consumer, partitions, tansu_fixes(settings))
         out.write(f"backfill: reading {sum(ends.values())} records of {topic}\n")
-        await consumer.seek_to_beginning(*partitions)
+        await seek_to_start(consumer, partitions)
         values: dict[TopicPartition, list[bytes]] = {tp: [] for tp in partitions}
         pending = {tp for tp in partitions if ends[tp] > 0}
         while pending:

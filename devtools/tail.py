@@ -10,7 +10,7 @@ from aiokafka.structs import ConsumerRecord
 
 from messagehooks.engines import tansu_fixes
 from messagehooks.errors import ConfigError
-from messagehooks.kafka import end_offsets, topic_reader
+from messagehooks.kafka import end_offsets, seek_to_start, topic_reader
 from messagehooks.settings import ENV_PREFIX, Settings
 
 
@@ -45,7 +45,7 @@ async def tail(
     topic = resolve_topic(settings, topic_name)
     async with topic_reader(settings, topic) as (consumer, partitions):
         if from_beginning:
-            await consumer.seek_to_beginning(*partitions)
+            await seek_to_start(consumer, partitions)
         else:
             for tp, offset in (await end_offsets(consumer, partitions, tansu_fixes(settings))).items():
                 consumer.seek(tp, offset)

@@ -229,3 +229,15 @@ async def topic_reader(
         yield consumer, partitions
     finally:
         await consumer.stop()
+
+
+async def seek_to_start(consumer: AIOKafkaConsumer, partitions: Sequence[TopicPartition]) -> None:
+    """Position each partition at its first offset, for certain.
+
+    Not `seek_to_beginning`: after `assign`, aiokafka resets positions to the latest offset in the
+    background, and a LATEST answer arriving after seek_to_beginning's reset was asked for is
+    applied to it (aiokafka 0.14 checks only that a reset is awaited, not which): the read then
+    starts at the end and waits for ever. A `seek` to the offsets asked for here is never undone.
+    """
+    for tp, offset in (await consumer.beginning_offsets(list(partitions))).items():
+        consumer.seek(tp, offset)
