@@ -36,7 +36,7 @@ from cli.status import StatusBoard
 from devtools.brokers import OwnBroker, own_broker
 from devtools.tansu import die_with_parent
 from messagehooks.engines import resolve
-from messagehooks.errors import BrokerUnavailable
+from messagehooks.errors import BrokerUnavailable, GaveUp
 from messagehooks.kafka import ensure_project_topics
 from messagehooks.ports import ensure_free, stack_listeners
 from messagehooks.restarts import RestartBudget
@@ -66,10 +66,6 @@ class Child:
     budget: RestartBudget = field(default_factory=RestartBudget)
     restart_at: float | None = None
     """When a crashed child is due to start again (None while it runs)."""
-
-
-class GaveUp(Exception):
-    """A child (or the broker) kept dying: the message says which and how often."""
 
 
 def child_environment(settings: Settings) -> dict[str, str]:

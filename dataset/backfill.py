@@ -1,29 +1,31 @@
 """`messagehooks backfill`: rebuild the dataset tables in batch from recorded deliveries.
 
 The input is the `raw` topic (every accepted body, as received), the `messages` topic, or a
-JSONL file of bodies (the `replay` format, which `raw` records also satisfy). Messages are
-re-derived with the ingest's own validation, flagged `late` in arrival order with the stream's
-rule, and the rest go through `features.batch` — the stream's oracle — so a backfill of the
-traffic a stream processed equals what the stream wrote (tests/integration/test_dataset.py).
+JSONL file of deliveries (the recorded-delivery format of messagehooks/recorded.py, which
+`replay` reads too and every `raw` record is). Messages are re-derived with the ingest's own
+validation, flagged `late` in arrival order with the stream's rule (`features.lateness`), and
+the rest go through `features.batch` — the stream's oracle — so a backfill of the traffic a
+stream processed equals what the stream wrote (tests/integration/test_dataset.py).
 Each table is overwritten in one commit: a new version, the old ones stay readable.
 """
 
 import asyncio
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
 from dataset import store
-from dataset.rows import conversation_row, is_late, masker, message_row, pair_row
+from dataset.rows import conversation_row, masker, message_row, pair_row
 from features.batch import build_dataset
+from features.lateness import identity, late_ids
 from messagehooks.engines import tansu_fixes
-from messagehooks.errors import ConfigError, InvalidPayload
-from messagehooks.kafka import end_offsets, topic_partitions
+from messagehooks.errors import ConfigError, InvalidPayload, MalformedLine
+from messagehooks.kafka import end_offsets, seek_to_start, topic_reader
+from messagehooks.recorded import parse_recorded
 from messagehooks.schema import Message, decode_message
 from messagehooks.settings import Hook, Settings
 from messagehooks.validation import parse_body
@@ -46,57 +48,36 @@ class BackfillResult:
 
 
 def messages_from_delivery(value: bytes, settings: Settings, *, line: int) -> tuple[list[Message], int]:
-    """The messages of one recorded delivery, and how many of its messages the ingest rejects.
+    """The messages of one recorded delivery (messagehooks/recorded.py), and how many the ingest rejects.
 
-    `value` is a Landbot body, or an object with `body` and optional `headers`, `hook`,
-    `received_at`, `request_id` (a `raw` topic record or a `replay` line).
+    The wrapper's `hook`, `received_at` and `request_id` are used when present (a `raw` topic
+    record has them all).
+
+    Raises:
+        MalformedLine: `value` is not a recorded delivery (the message names `line`).
     """
-    item = orjson.loads(value)
-    if not isinstance(item, dict):
-        raise ValueError(f"line {line}: expected a JSON object, got {type(item).__name__}")
-    if "messages" in item or "body" not in item:
-        body, meta = value, {}
-    else:
-        inner = item["body"]
-        body = inner.encode() if isinstance(inner, str) else orjson.dumps(inner)
-        meta = item
-    hook_name = str(meta.get("hook") or settings.hooks[0].name)
+    try:
+        delivery = parse_recorded(value)
+        if delivery is None:
+            raise MalformedLine("empty")
+        hook_name = delivery.hook or settings.hooks[0].name
+        received_at = delivery.received_at or 0.0
+        request_id = delivery.request_id or f"backfill-{line}"
+    except MalformedLine as exc:
+        raise MalformedLine(f"line {line}: {exc}") from exc
     hook = settings.hook(hook_name) or Hook(hook_name)
     try:
         parsed = parse_body(
-            body,
+            delivery.body,
             hook=hook,
-            received_at=float(meta.get("received_at") or 0.0),
-            request_id=str(meta.get("request_id") or f"backfill-{line}"),
+            received_at=received_at,
+            request_id=request_id,
             max_messages=max(settings.max_messages_per_request, 1),
             ids=settings.pseudonyms,
         )
     except InvalidPayload:
         return [], 1
     return parsed.messages, len(parsed.rejections)
-
-
-def identity(message: Message) -> tuple[str, str]:
-    """What makes a message unique, in the stream and in the tables: (chat id, message id)."""
-    return message.chat_id, message.message_id
-
-
-def late_ids(arrivals: Iterable[Message], allowed_lateness: float) -> set[tuple[str, str]]:
-    """Identities of the messages the stream flags late, given the order they arrived in."""
-    newest: dict[str, float] = {}
-    late: set[tuple[str, str]] = set()
-    seen: set[tuple[str, str]] = set()
-    for message in arrivals:
-        ident = identity(message)
-        if ident in seen:
-            continue  # a repeat: the stream judged the first delivery only
-        seen.add(ident)
-        ts = float(message.timestamp)
-        if is_late(ts, newest.get(message.chat_id), allowed_lateness):
-            late.add(ident)
-        elif ts > newest.get(message.chat_id, float("-inf")):
-            newest[message.chat_id] = ts
-    return late
 
 
 def backfill(
@@ -182,16 +163,10 @@ def _topic_values(settings: Settings, topic: str, out: TextIO) -> list[bytes]:
 
 async def _read_topic(settings: Settings, topic: str, out: TextIO) -> list[bytes]:
     """Every record of `topic` up to its end when the read starts, partition after partition."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap, enable_auto_commit=False, group_id=None)
-    await consumer.start()
-    try:
-        partitions = await topic_partitions(settings.bootstrap, topic)
-        if not partitions:
-            raise ConfigError(f"topic {topic!r} does not exist on {settings.bootstrap}")
+    async with topic_reader(settings, topic) as (consumer, partitions):
         ends = await end_offsets(consumer, partitions, tansu_fixes(settings))
         out.write(f"backfill: reading {sum(ends.values())} records of {topic}\n")
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
+        await seek_to_start(consumer, partitions)
         values: dict[TopicPartition, list[bytes]] = {tp: [] for tp in partitions}
         pending = {tp for tp in partitions if ends[tp] > 0}
         while pending:
@@ -203,5 +178,3 @@ async def _read_topic(settings: Settings, topic: str, out: TextIO) -> list[bytes
                 if records and records[-1].offset + 1 >= ends[tp]:
                     pending.discard(tp)
         return [value for tp in partitions for value in values[tp]]
-    finally:
-        await consumer.stop()

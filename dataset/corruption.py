@@ -9,34 +9,16 @@ is missing. docs/operations.md ("Corrupt state") explains the remedies the messa
 
 import json
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from messagehooks.errors import MessageHooksError
+from messagehooks.errors import BadLogFile, TableCorrupt
 
 _COMMIT = re.compile(r"^(\d{20})\.json$")
 _CHECKPOINT = re.compile(r"^(\d{20})\.checkpoint(\.[^.]+)*\.parquet$")
 _DETAIL_CHARS = 120
-
-
-@dataclass(frozen=True, slots=True)
-class BadLogFile:
-    """A file of a ``_delta_log`` that a reader cannot use, and why."""
-
-    path: Path
-    problem: str
-    version: int | None = None
-
-
-class TableCorrupt(MessageHooksError):
-    """A dataset table exists but its Delta log cannot be read (a torn, garbled or missing file)."""
-
-    def __init__(self, message: str, files: list[BadLogFile]) -> None:
-        super().__init__(message)
-        self.files = files
 
 
 def scan_log(table_dir: Path) -> list[BadLogFile]:

@@ -1,4 +1,8 @@
-"""What `messagehooks dataset stats|export|compact` and the sink's upkeep do to the Delta tables."""
+"""What `messagehooks dataset stats|export|compact` and the sink's upkeep do to the Delta tables.
+
+Reads (statistics, exports of a version) and writes: compaction and vacuum commit to the tables
+and delete files, so every function here does I/O on the dataset.
+"""
 
 import json
 import math

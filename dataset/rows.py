@@ -150,12 +150,3 @@ def dead_letter_row(
 
 def _text(value: Any) -> str | None:
     return None if value is None else str(value)
-
-
-def is_late(timestamp: float, newest: float | None, allowed_lateness: float) -> bool:
-    """The `late` flag of the messages table (the stream's rule, docs/streams.md).
-
-    Late = older than the chat's newest message by more than the allowed lateness; such a
-    message is stored but not paired.
-    """
-    return newest is not None and timestamp < newest - allowed_lateness

@@ -17,21 +17,15 @@ import pyarrow.fs as pa_fs
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import DeltaError, TableNotFoundError
 
-from dataset.corruption import TableCorrupt as TableCorrupt  # callers catch it with TableMissing
 from dataset.corruption import table_error
 from dataset.tables import PARTITION_COLUMN, SPECS, TABLES, TableSpec
 from messagehooks.errors import MessageHooksError
+from messagehooks.errors import TableCorrupt as TableCorrupt  # callers catch the three as store.*
+from messagehooks.errors import TableMissing as TableMissing
+from messagehooks.errors import UnknownTable as UnknownTable
 
 if TYPE_CHECKING:
     from features.labels import LabelledTable, Selection
-
-
-class UnknownTable(MessageHooksError):
-    """A table name that is not one of the dataset's tables."""
-
-
-class TableMissing(MessageHooksError):
-    """The table has not been written yet (no POST reached it, or another dataset root)."""
 
 
 def spec(table: str) -> TableSpec:
@@ -70,9 +64,19 @@ def open_table(root: str, table: str, version: int | None = None) -> DeltaTable:
         ) from exc
     except (DeltaError, OSError) as exc:
         corrupt = table_error(uri, table, exc)
-        if version is not None and "version" in str(exc).lower() and not corrupt.files:
+        if version is not None and not corrupt.files and _readable(uri):
+            # deltalake has no error class for a version the log lacks: the latest reads, so it is that.
             raise MessageHooksError(f"table {table!r} has no version {version}: {exc}") from exc
         raise corrupt from exc
+
+
+def _readable(uri: str) -> bool:
+    """Whether the table's latest version opens (told apart from a version it does not have)."""
+    try:
+        DeltaTable(uri)
+    except (DeltaError, OSError):
+        return False
+    return True
 
 
 def check_tables(root: str) -> None:

@@ -1,17 +1,14 @@
 """`messagehooks replay`: POST recorded MessageHook deliveries (a JSONL file) to an ingest URL.
 
-Each non-blank line of the file is one delivery, either
-
-- a Landbot body, ``{"messages": [...]}``, sent byte for byte as it is in the file, or
-- a wrapper ``{"body": <object or string>, "headers": {"Authorization": ..., "sentry-trace": ...}}``
-  (``headers`` optional; other keys ignored, so a record of the ``raw`` topic is a valid line).
-  An object body is sent with its exact bytes, a string body as that string's UTF-8.
-
-Any other JSON object is sent as a body too (the ingest judges it). A line that is not JSON or
-not an object is reported with its line number and skipped. Lines are sent in file order; with
-``concurrency`` > 1 several requests are in flight at once and the order is NOT kept (not even
-per chat). A retry re-sends the very same bytes and headers, as Landbot does, so it gets the same
-message ids.
+Each non-blank line of the file is one delivery in the recorded-delivery format
+(messagehooks/recorded.py): a Landbot body, sent byte for byte, or a wrapper
+``{"body": ..., "headers": {"Authorization": ..., "sentry-trace": ...}}`` (a record of the ``raw``
+topic is one), whose body is sent with its exact bytes and whose headers are sent along, but
+those of the old connection. Any other JSON object is sent as a body too (the ingest judges it).
+A line that is not JSON or not an object is reported with its line number and skipped.
+Lines are sent in file order; with ``concurrency`` > 1 several requests are in flight at once
+and the order is NOT kept (not even per chat). A retry re-sends the very same bytes and
+headers, as Landbot does, so it gets the same message ids.
 """
 
 import asyncio
@@ -23,9 +20,9 @@ from pathlib import Path
 from typing import TextIO
 
 import httpx
-import msgspec
 
-from messagehooks.errors import ConfigError
+from messagehooks.errors import ConfigError, MalformedLine
+from messagehooks.recorded import parse_recorded
 
 # Headers of a captured request that describe its old connection, not the delivery.
 _SKIPPED_HEADERS = frozenset(
@@ -49,10 +46,6 @@ class FailedLine:
 
     line: int
     reason: str
-
-
-class MalformedLine(ValueError):
-    """A line that is not a JSON object, or a wrapper whose body/headers have the wrong type."""
 
 
 @dataclass(slots=True)
@@ -87,28 +80,15 @@ class ReplaySummary:
 
 
 def parse_line(raw: bytes, line: int, *, token: str | None = None) -> Delivery | None:
-    """The delivery of one line, None for a blank line; raises `MalformedLine`.
+    """The delivery of one line (`messagehooks.recorded`), None for a blank line; raises `MalformedLine`.
 
     `token`, if given, becomes ``Authorization: Token <token>`` when the line has no
     Authorization header of its own.
     """
-    stripped = raw.strip()
-    if not stripped:
+    recorded = parse_recorded(raw)
+    if recorded is None:
         return None
-    try:
-        stripped.decode("utf-8")
-        fields = msgspec.json.decode(stripped, type=dict[str, msgspec.Raw])
-    except UnicodeDecodeError as exc:
-        raise MalformedLine(f"not UTF-8 ({exc.reason} at byte {exc.start})") from exc
-    except msgspec.ValidationError as exc:
-        raise MalformedLine(f"not a JSON object ({exc})") from exc
-    except msgspec.DecodeError as exc:
-        raise MalformedLine(f"not JSON ({exc})") from exc
-    if "body" in fields and "messages" not in fields:
-        body = _wrapped_body(fields["body"])
-        headers = _headers(fields["headers"]) if "headers" in fields else {}
-    else:
-        body, headers = stripped, {}
+    headers = {k: v for k, v in recorded.headers.items() if k.lower() not in _SKIPPED_HEADERS}
     present = {name.lower() for name in headers}
     if token is not None and "authorization" not in present:
         headers["Authorization"] = f"Token {token}"
@@ -116,24 +96,7 @@ def parse_line(raw: bytes, line: int, *, token: str | None = None) -> Delivery |
         headers["Content-Type"] = "application/json"
     if "user-agent" not in present:
         headers["User-Agent"] = USER_AGENT
-    return Delivery(line, body, headers)
-
-
-def _wrapped_body(raw: msgspec.Raw) -> bytes:
-    text = bytes(raw)
-    if text.startswith(b"{"):
-        return text
-    if text.startswith(b'"'):
-        return msgspec.json.decode(text, type=str).encode()
-    raise MalformedLine("wrapper 'body' must be a JSON object or a string")
-
-
-def _headers(raw: msgspec.Raw) -> dict[str, str]:
-    try:
-        headers = msgspec.json.decode(bytes(raw), type=dict[str, str | None])
-    except msgspec.ValidationError as exc:
-        raise MalformedLine(f"wrapper 'headers' must be an object of strings ({exc})") from exc
-    return {k: v for k, v in headers.items() if v is not None and k.lower() not in _SKIPPED_HEADERS}
+    return Delivery(line, recorded.body, headers)
 
 
 def _read_lines(path: Path) -> Generator[tuple[int, bytes], None, None]:

@@ -6,11 +6,11 @@ from typing import TextIO
 
 import orjson
 from aiokafka import AIOKafkaConsumer
-from aiokafka.structs import ConsumerRecord, TopicPartition
+from aiokafka.structs import ConsumerRecord
 
 from messagehooks.engines import tansu_fixes
-from messagehooks.errors import BrokerUnavailable, ConfigError
-from messagehooks.kafka import broker_reached, end_offsets, topic_partitions
+from messagehooks.errors import ConfigError
+from messagehooks.kafka import end_offsets, seek_to_start, topic_reader
 from messagehooks.settings import ENV_PREFIX, Settings
 
 
@@ -43,22 +43,15 @@ async def tail(
 ) -> int:
     """Print records until Ctrl-C, `limit` records, or `timeout` seconds in all."""
     topic = resolve_topic(settings, topic_name)
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap, enable_auto_commit=False, group_id=None)
-    partitions = await _connect(consumer, settings, topic)
-    try:
-        if not partitions:
-            raise ConfigError(f"topic {topic!r} does not exist on {settings.bootstrap}")
-        consumer.assign(partitions)
+    async with topic_reader(settings, topic) as (consumer, partitions):
         if from_beginning:
-            await consumer.seek_to_beginning(*partitions)
+            await seek_to_start(consumer, partitions)
         else:
             for tp, offset in (await end_offsets(consumer, partitions, tansu_fixes(settings))).items():
                 consumer.seek(tp, offset)
         printer = _Printer(chat, limit, out)
         hint = _QuietHint(hint_after, quiet_hint(settings, topic, chat), err)
         return await _print_records(consumer, printer, timeout, hint)
-    finally:
-        await consumer.stop()
 
 
 def quiet_hint(settings: Settings, topic: str, chat: str | None) -> str:
@@ -76,17 +69,6 @@ def quiet_hint(settings: Settings, topic: str, chat: str | None) -> str:
         why = "is the pipeline running (`make run`) and is anything posting to it?"
     of_chat = f" of chat {chat!r}" if chat is not None else ""
     return f"tail: no record{of_chat} on {topic} yet; {why}. --timeout S stops tail.\n"
-
-
-async def _connect(consumer: AIOKafkaConsumer, settings: Settings, topic: str) -> list[TopicPartition]:
-    """Start `consumer` and list `topic`'s partitions; an unreachable broker is one error line."""
-    try:
-        with broker_reached(settings.bootstrap):
-            await consumer.start()
-            return await topic_partitions(settings.bootstrap, topic)
-    except BrokerUnavailable:
-        await consumer.stop()
-        raise
 
 
 class _Printer:

@@ -46,6 +46,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from features.labels import LabelledTable
 from features.structs import FEATURE_VERSION
+from messagehooks.errors import MessageHooksError
 
 Task = Literal["dropoff", "escalation"]
 TASKS: tuple[Task, ...] = ("dropoff", "escalation")
@@ -75,7 +76,7 @@ ESCALATION_NUMERIC = ["customer_turns_k", "bot_turns_k", "customer_chars_k", "se
 ESCALATION_CATEGORIES = ["country", "channel_id"]
 
 
-class NotEnoughData(ValueError):
+class NotEnoughData(MessageHooksError, ValueError):
     """Too few rows, chats or examples of a class to evaluate a model honestly."""
 
 

@@ -4,12 +4,14 @@ Events and sys/unknown messages are transparent: they neither start, extend nor 
 A turn is built incrementally (`start_turn`, `extend_turn`) and frozen by `seal_turn`.
 """
 
-from typing import TypeGuard
+from typing import TypeGuard, get_args
 
 import msgspec
 
 from features.structs import Turn, TurnRole
-from messagehooks.schema import TURN_ROLES, Message, Role
+from messagehooks.schema import Message, Role
+
+_TURN_ROLES: frozenset[str] = frozenset(get_args(TurnRole))
 
 
 class OpenTurn(msgspec.Struct, kw_only=True):
@@ -31,7 +33,7 @@ class OpenTurn(msgspec.Struct, kw_only=True):
 
 def is_turn_role(role: Role | str) -> TypeGuard[TurnRole]:
     """Whether `role` is one of the roles that form turns (customer, bot, agent)."""
-    return role in TURN_ROLES
+    return role in _TURN_ROLES
 
 
 def forms_turn(message: Message) -> bool:

@@ -4,8 +4,8 @@ from collections.abc import Sequence
 
 import msgspec
 
-from ingest.spool import Record
 from messagehooks.deadletter import encode_original
+from messagehooks.kafka import ProducerRecord
 from messagehooks.schema import (
     DeadLetterRecord,
     Message,
@@ -18,15 +18,15 @@ from messagehooks.topics import Topics
 from messagehooks.validation import Rejection
 
 
-def message_records(topics: Topics, messages: Sequence[Message]) -> list[Record]:
+def message_records(topics: Topics, messages: Sequence[Message]) -> list[ProducerRecord]:
     """Each message on `messages` (and events also on `events`), keyed by chat id."""
-    records: list[Record] = []
+    records: list[ProducerRecord] = []
     for message in messages:
         value = encode_message(message)
         key = message.chat_id.encode()
-        records.append(Record(topics.messages, key, value))
+        records.append(ProducerRecord(topics.messages, key, value))
         if message.is_event:
-            records.append(Record(topics.events, key, value))
+            records.append(ProducerRecord(topics.events, key, value))
     return records
 
 
@@ -39,7 +39,7 @@ def raw_record(
     request_id: str,
     received_at: float,
     headers: dict[str, str],
-) -> Record:
+) -> ProducerRecord:
     """The whole accepted body with what is needed to re-derive every id from it (backfill).
 
     Keyed by `chat_id`, the chat of the request's first accepted message: a chat's deliveries
@@ -54,7 +54,7 @@ def raw_record(
         headers=headers,
         body=msgspec.Raw(body),
     )
-    return Record(topics.raw, chat_id.encode(), encode_raw_record(record))
+    return ProducerRecord(topics.raw, chat_id.encode(), encode_raw_record(record))
 
 
 MAX_ORIGINAL_BYTES = 65_536
@@ -63,7 +63,7 @@ MAX_ORIGINAL_BYTES = 65_536
 
 def dead_letter_record(
     topics: Topics, *, hook: str, request_id: str, received_at: float, rejection: Rejection
-) -> Record:
+) -> ProducerRecord:
     """A rejected body or message with its reason and its original bytes (the first 64 KiB)."""
     detail = rejection.detail
     kept = rejection.original
@@ -82,4 +82,4 @@ def dead_letter_record(
         original_encoding=original["original_encoding"],
         original=original["original"],
     )
-    return Record(topics.dead_letter, hook.encode(), encode_dead_letter(record))
+    return ProducerRecord(topics.dead_letter, hook.encode(), encode_dead_letter(record))

@@ -6,7 +6,7 @@ from typing import Any
 import msgspec
 
 from messagehooks.schema import MAX_ID_CHARS, LandbotMessage
-from messagehooks.settings import Settings
+from messagehooks.settings import HOOK_NAME, Settings
 
 
 @cache
@@ -106,7 +106,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                             "required": True,
                             "schema": {
                                 "type": "string",
-                                "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+                                "pattern": HOOK_NAME.pattern,
                             },
                         },
                         {"name": "sentry-trace", "in": "header", "schema": {"type": "string"}},

@@ -18,10 +18,10 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from ingest.metrics import IngestMetrics
-from ingest.spool import Record, Spool
+from ingest.spool import Spool
 from ingest.spool_recovery import open_spool
 from messagehooks.errors import SpoolUnavailable
-from messagehooks.kafka import durable_producer, ensure_project_topics, topics_present
+from messagehooks.kafka import ProducerRecord, durable_producer, ensure_project_topics, topics_present
 from messagehooks.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ class Publisher(Protocol):
 
     async def stop(self) -> None: ...
 
-    async def publish(self, records: Sequence[Record]) -> Delivery: ...
+    async def publish(self, records: Sequence[ProducerRecord]) -> Delivery: ...
 
     def readiness(self) -> tuple[Readiness, str]: ...
 
@@ -51,7 +51,7 @@ class InMemoryPublisher:
     """Keeps records in a list; for tests of routes that need no broker."""
 
     def __init__(self) -> None:
-        self.records: list[Record] = []
+        self.records: list[ProducerRecord] = []
 
     async def start(self) -> None:
         return None
@@ -59,7 +59,7 @@ class InMemoryPublisher:
     async def stop(self) -> None:
         return None
 
-    async def publish(self, records: Sequence[Record]) -> Delivery:
+    async def publish(self, records: Sequence[ProducerRecord]) -> Delivery:
         self.records.extend(records)
         return "acked"
 
@@ -120,7 +120,7 @@ class KafkaPublisher:
             return "degraded", f"forwarding {self.spool.depth} spooled records"
         return "ready", "broker reachable, topics present"
 
-    async def publish(self, records: Sequence[Record]) -> Delivery:
+    async def publish(self, records: Sequence[ProducerRecord]) -> Delivery:
         if self._producer is not None and self._broker_ok and not self.spool.depth:
             try:
                 await self._produce(records, self._settings.produce_timeout)
@@ -133,7 +133,7 @@ class KafkaPublisher:
         await self._append_to_spool(records)
         return "spooled"
 
-    async def _append_to_spool(self, records: Sequence[Record]) -> None:
+    async def _append_to_spool(self, records: Sequence[ProducerRecord]) -> None:
         # One writer at a time keeps the spool's order equal to the order of acceptance.
         async with self._spool_lock:
             try:
@@ -153,7 +153,7 @@ class KafkaPublisher:
         self._metrics.spool_depth.set(self.spool.depth)
         self._wake.set()
 
-    async def _produce(self, records: Sequence[Record], timeout: float) -> None:
+    async def _produce(self, records: Sequence[ProducerRecord], timeout: float) -> None:
         producer = self._producer
         if producer is None:
             raise KafkaError("producer not connected")
@@ -169,8 +169,9 @@ class KafkaPublisher:
             try:
                 async with asyncio.timeout(self._settings.produce_timeout):
                     await producer.start()
-            except BaseException:
-                with contextlib.suppress(Exception):
+            except (KafkaError, OSError, TimeoutError, asyncio.CancelledError):
+                # Close what start() opened and raise on: a cancelled start still ends its task.
+                with contextlib.suppress(KafkaError, OSError):
                     await producer.stop()
                 raise
             self._producer = producer

@@ -18,10 +18,9 @@ from ingest.metrics import IngestMetrics
 from ingest.openapi import openapi_document
 from ingest.publisher import Publisher
 from ingest.ratelimit import RateLimiter
-from ingest.spool import Record
 from messagehooks.errors import InvalidPayload, RateLimited, UnknownHook
 from messagehooks.health import read_health
-from messagehooks.kafka import MAX_RECORD_BYTES
+from messagehooks.kafka import MAX_RECORD_BYTES, ProducerRecord
 from messagehooks.logging import request_id_var
 from messagehooks.settings import HOOK_NAME, Hook, Settings
 from messagehooks.validation import Parsed, Rejection, parse_body
@@ -142,9 +141,9 @@ class Ingest:
         received_at: float,
         body: bytes | None,
         parsed: Parsed,
-    ) -> list[Record]:
+    ) -> list[ProducerRecord]:
         topics = self.settings.topics
-        records: list[Record] = []
+        records: list[ProducerRecord] = []
         if parsed.messages and body is not None:
             headers = {h: v for h in _FORWARDED_HEADERS if (v := request.headers.get(h))}
             records.append(

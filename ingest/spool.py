@@ -8,21 +8,13 @@ Calls are blocking: the ingest runs them in a worker thread.
 import sqlite3
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-
-@dataclass(frozen=True, slots=True)
-class Record:
-    """One Kafka record to produce."""
-
-    topic: str
-    key: bytes | None
-    value: bytes
+from messagehooks.kafka import ProducerRecord
 
 
 class Spool:
-    """An ordered, durable queue of `Record`s."""
+    """An ordered, durable queue of `ProducerRecord`s."""
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -42,7 +34,7 @@ class Spool:
         """Records waiting to be forwarded."""
         return self._depth
 
-    def append(self, records: Sequence[Record]) -> None:
+    def append(self, records: Sequence[ProducerRecord]) -> None:
         """Store `records` durably (one transaction, fsynced) before returning."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
@@ -60,13 +52,13 @@ class Spool:
                 raise
             self._depth += len(records)
 
-    def peek(self, limit: int) -> list[tuple[int, Record]]:
+    def peek(self, limit: int) -> list[tuple[int, ProducerRecord]]:
         """The oldest `limit` records with their sequence numbers."""
         with self._lock:
             rows = self._db.execute(
                 "SELECT seq, topic, key, value FROM spool ORDER BY seq LIMIT ?", (limit,)
             ).fetchall()
-        return [(seq, Record(topic, key, value)) for seq, topic, key, value in rows]
+        return [(seq, ProducerRecord(topic, key, value)) for seq, topic, key, value in rows]
 
     def remove_through(self, seq: int) -> None:
         """Forget every record up to and including `seq` (they are acknowledged by Kafka)."""

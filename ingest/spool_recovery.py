@@ -15,15 +15,12 @@ import time
 from pathlib import Path
 
 from ingest.spool import Spool
+from messagehooks.errors import SpoolCorrupt
 
 logger = logging.getLogger(__name__)
 
 _CORRUPTION_CODES = frozenset({"SQLITE_CORRUPT", "SQLITE_NOTADB"})
 _SIBLINGS = ("-wal", "-shm", "-journal")
-
-
-class SpoolCorrupt(Exception):
-    """The spool file fails SQLite's integrity check."""
 
 
 def open_spool(path: Path) -> Spool:

@@ -1,16 +1,31 @@
-"""Errors of messagehooks, one tree under `MessageHooksError`.
+"""Errors of messagehooks, one tree under `MessageHooksError`: every exception of ours is in it.
 
 MessageHooksError
-├── ConfigError          a setting is missing or malformed (CLI message, exit 2)
+├── ConfigError          a setting, option or input file is missing or malformed (CLI message, exit 2)
 ├── PortUnavailable      a port a server must listen on is taken or cannot be bound (exit 2)
 ├── Unauthorized         401: no or wrong token for a hook
 ├── UnknownHook          404: no hook of that name
 ├── InvalidPayload       400/408/413/422 + a dead-letter record: authenticated but unusable
 ├── RateLimited          429: the hook's rate limit is reached (nothing stored)
-├── BrokerUnavailable    Kafka did not answer: the ingest spools, a command exits 2
+├── BrokerUnavailable    a command cannot reach the broker, or a broker we start does not come up
 ├── SpoolUnavailable     503: Kafka is away and the spool cannot store the request (disk full)
-└── UnsupportedVersion   Faust, mode or aiokafka is not the release streams/patches/ was written for
+├── SpoolCorrupt         the spool file fails SQLite's integrity check (moved aside at start)
+├── MalformedLine        (also a ValueError) a recorded delivery that is not one (messagehooks.recorded)
+├── UnknownTable         a table name that is not one of the dataset's
+├── TableMissing         a dataset table not written yet
+├── TableCorrupt         a dataset table whose Delta log cannot be read (names the file at fault)
+├── GaveUp               `up`: a child or the broker kept dying
+├── UnsupportedVersion   Faust, mode or aiokafka is not the release streams/patches/ was written for
+└── NotEnoughData        (also a ValueError; features/training.py) too little data to train honestly
+
+A command prints any of them as one line (cli/main.py). A wrong argument passed by code to a pure
+function (a negative setting, a message of another chat) stays a plain ValueError: a bug to fix,
+not a condition to handle. tests/messagehooks/test_errors.py checks every exception class of our
+packages is in this tree.
 """
+
+from dataclasses import dataclass
+from pathlib import Path
 
 
 class MessageHooksError(Exception):
@@ -18,7 +33,7 @@ class MessageHooksError(Exception):
 
 
 class ConfigError(MessageHooksError):
-    """A setting is missing or malformed."""
+    """A setting, a command's option or its input (a file, a topic) is missing or malformed."""
 
 
 class PortUnavailable(MessageHooksError):
@@ -60,7 +75,11 @@ class RateLimited(MessageHooksError):
 
 
 class BrokerUnavailable(MessageHooksError):
-    """Kafka did not answer: no ack before the produce deadline, or no broker to reach at all."""
+    """No broker to work with: a command cannot reach one, or one we start exits or does not answer.
+
+    The ingest never raises it: when Kafka does not take a request it spools (`SpoolUnavailable`
+    only if the spool cannot store it either).
+    """
 
 
 class SpoolUnavailable(MessageHooksError):
@@ -69,3 +88,40 @@ class SpoolUnavailable(MessageHooksError):
 
 class UnsupportedVersion(MessageHooksError):
     """An installed package is not the release whose private code streams/patches/ patches."""
+
+
+class SpoolCorrupt(MessageHooksError):
+    """The spool file fails SQLite's integrity check."""
+
+
+class MalformedLine(MessageHooksError, ValueError):
+    """A line that is not a JSON object, or a wrapper whose body/headers have the wrong type."""
+
+
+class UnknownTable(MessageHooksError):
+    """A table name that is not one of the dataset's tables."""
+
+
+class TableMissing(MessageHooksError):
+    """The table has not been written yet (no POST reached it, or another dataset root)."""
+
+
+@dataclass(frozen=True, slots=True)
+class BadLogFile:
+    """A file of a ``_delta_log`` that a reader cannot use, and why (`TableCorrupt.files`)."""
+
+    path: Path
+    problem: str
+    version: int | None = None
+
+
+class TableCorrupt(MessageHooksError):
+    """A dataset table exists but its Delta log cannot be read (a torn, garbled or missing file)."""
+
+    def __init__(self, message: str, files: list[BadLogFile]) -> None:
+        super().__init__(message)
+        self.files = files
+
+
+class GaveUp(MessageHooksError):
+    """A child (or the broker) kept dying: the message says which and how often."""

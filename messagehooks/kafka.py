@@ -1,4 +1,4 @@
-"""Kafka clients configured for this project: producer settings, topic creation, probes.
+"""Kafka clients configured for this project: producer settings, topic creation, probes, reads.
 
 Producer settings: acks=all, linger 0 and 64 KiB batches on the request path (measured:
 docs/BENCHMARKS.md); idempotence on Apache Kafka only (Tansu answers aiokafka's InitProducerId
@@ -8,7 +8,8 @@ with an unknown error, so the producer could not start there).
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaClient, AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -19,7 +20,7 @@ from confluent_kafka import KafkaException, TopicCollection
 from confluent_kafka.admin import AdminClient
 
 from messagehooks.engines import tansu_fixes
-from messagehooks.errors import BrokerUnavailable
+from messagehooks.errors import BrokerUnavailable, ConfigError
 from messagehooks.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -36,6 +37,15 @@ PRODUCER_SETTINGS: dict[str, Any] = {
     "max_batch_size": 65536,
     "request_timeout_ms": 10_000,
 }
+
+
+@dataclass(frozen=True, slots=True)
+class ProducerRecord:
+    """One Kafka record to produce: the ingest's unit of publishing and spooling."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
 
 
 def make_producer(bootstrap: str, **overrides: Any) -> AIOKafkaProducer:
@@ -194,3 +204,40 @@ async def end_offsets(
     while loop.time() < deadline and any(consumer.highwater(tp) is None for tp in probing):
         await consumer.getmany(*probing, timeout_ms=200)
     return {tp: consumer.highwater(tp) or offset for tp, offset in reported.items()}
+
+
+@contextlib.asynccontextmanager
+async def topic_reader(
+    settings: Settings, topic: str
+) -> AsyncIterator[tuple[AIOKafkaConsumer, list[TopicPartition]]]:
+    """A started consumer assigned every partition of `topic`: no group, nothing committed.
+
+    For a command that reads a topic (`tail`, `backfill`); positions are the caller's to seek.
+
+    Raises:
+        BrokerUnavailable: the broker cannot be reached.
+        ConfigError: `topic` does not exist on the broker.
+    """
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap, enable_auto_commit=False, group_id=None)
+    try:
+        with broker_reached(settings.bootstrap):
+            await consumer.start()
+            partitions = await topic_partitions(settings.bootstrap, topic)
+        if not partitions:
+            raise ConfigError(f"topic {topic!r} does not exist on {settings.bootstrap}")
+        consumer.assign(partitions)
+        yield consumer, partitions
+    finally:
+        await consumer.stop()
+
+
+async def seek_to_start(consumer: AIOKafkaConsumer, partitions: Sequence[TopicPartition]) -> None:
+    """Position each partition at its first offset, for certain.
+
+    Not `seek_to_beginning`: after `assign`, aiokafka resets positions to the latest offset in the
+    background, and a LATEST answer arriving after seek_to_beginning's reset was asked for is
+    applied to it (aiokafka 0.14 checks only that a reset is awaited, not which): the read then
+    starts at the end and waits for ever. A `seek` to the offsets asked for here is never undone.
+    """
+    for tp, offset in (await consumer.beginning_offsets(list(partitions))).items():
+        consumer.seek(tp, offset)

@@ -14,8 +14,6 @@ SCHEMA_VERSION = 1
 Role = Literal["customer", "bot", "agent", "sys", "unknown"]
 """Who sent a message. Only customer, bot and agent messages form turns."""
 
-TURN_ROLES: frozenset[str] = frozenset({"customer", "bot", "agent"})
-
 # `seq` is an int64 column of the dataset (dataset/store.py): a larger one would fail every
 # commit of the sink, so the payload's schema (and the OpenAPI document) bound it.
 Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import msgspec
 
+from features.lateness import is_late
 from features.session import (
     DEFAULT_CONTEXT_TURNS,
     DEFAULT_CONVERSATION_GAP,
@@ -194,7 +195,7 @@ def _is_duplicate(state: ChatState, message_id: str) -> bool:
 
 
 def _is_late(state: ChatState, message: Message, settings: SessionSettings) -> bool:
-    if state.max_ts is not None and message.timestamp < state.max_ts - settings.allowed_lateness:
+    if is_late(message.timestamp, state.max_ts, settings.allowed_lateness):
         return True
     return state.sealed_key is not None and message.order_key() <= state.sealed_key
 

@@ -17,10 +17,11 @@ from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 from dataset import store
-from dataset.rows import Mask, conversation_row, dead_letter_row, is_late, message_row, pair_row
+from dataset.rows import Mask, conversation_row, dead_letter_row, message_row, pair_row
 from dataset.sink.key_index import KeyIndex
 from dataset.sink.stats import SinkStats
 from dataset.tables import PARTITION_COLUMN, SPECS, TableName, TableSpec
+from features.lateness import is_late
 from messagehooks.schema import decode_message
 
 logger = logging.getLogger(__name__)

@@ -4,6 +4,6 @@
 normalize.py what the copy undoes, emails.py and numbers.py what each detector finds.
 """
 
-from messagehooks.pii.mask import CARD, EMAIL, IBAN, MASKS, PHONE, mask_optional, mask_pii
+from messagehooks.pii.mask import CARD, EMAIL, IBAN, MASKS, PHONE, mask_pii
 
-__all__ = ["CARD", "EMAIL", "IBAN", "MASKS", "PHONE", "mask_optional", "mask_pii"]
+__all__ = ["CARD", "EMAIL", "IBAN", "MASKS", "PHONE", "mask_pii"]

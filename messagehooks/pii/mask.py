@@ -161,8 +161,3 @@ def mask_pii(text: str) -> str:
     """Replace e-mails, IBANs, card and phone numbers by ``<EMAIL>``/``<IBAN>``/``<CARD>``/``<PHONE>``."""
     spans = find_pii(text)
     return replace_spans(text, spans) if spans else text
-
-
-def mask_optional(text: str | None) -> str | None:
-    """`mask_pii` for nullable columns: None stays None."""
-    return None if text is None else mask_pii(text)

@@ -12,11 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from ingest.spool import Record, Spool
+from ingest.spool import Spool
 from ingest.spool_recovery import is_corruption, move_aside, open_spool
+from messagehooks.kafka import ProducerRecord
 
 RECORDS = [
-    Record("landbot.messages", f"chat-{i}".encode(), f'{{"n": {i}}}'.encode() * 40) for i in range(200)
+    ProducerRecord("landbot.messages", f"chat-{i}".encode(), f'{{"n": {i}}}'.encode() * 40)
+    for i in range(200)
 ]
 
 

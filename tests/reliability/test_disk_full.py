@@ -27,7 +27,8 @@ import httpx
 import pytest
 
 from devtools.tansu import free_port
-from ingest.spool import Record, Spool
+from ingest.spool import Spool
+from messagehooks.kafka import ProducerRecord
 from tests.conftest import kafka_engine
 from tests.integration.engines import own_broker
 from tests.integration.processes import IngestProcess, SinkProcess
@@ -202,17 +203,17 @@ def test_a_full_disk_shows_in_readiness_and_loses_nothing(small_disk, tmp_path, 
 def test_the_spool_takes_records_again_once_the_disk_has_room(small_disk):
     """A write refused by a full disk leaves no transaction open behind it."""
     spool = Spool(small_disk / "spool" / "spool.sqlite3")
-    spool.append([Record("t", b"k", b"before")])
+    spool.append([ProducerRecord("t", b"k", b"before")])
     filler = _fill(small_disk)
     refused: list[str] = []
     for i in range(50):  # the WAL may still have room for a few records
         try:
-            spool.append([Record("t", b"k", b"x" * 8192 + str(i).encode())])
+            spool.append([ProducerRecord("t", b"k", b"x" * 8192 + str(i).encode())])
         except sqlite3.OperationalError as exc:
             refused.append(str(exc))
             break
     filler.unlink()
-    spool.append([Record("t", b"k", b"after")])
+    spool.append([ProducerRecord("t", b"k", b"after")])
     values = [record.value for _, record in spool.peek(100)]
     spool.close()
     assert refused == ["database or disk is full"]
