@@ -350,10 +350,12 @@ def worker_metrics_url(settings: Settings) -> str | None:
 
 def _simulate_args(base: str, hook: Hook, rate: float) -> list[str]:
     # Until up stops it: no duration, no chat budget, never giving up on the ingest up restarts.
-    # The hook's first token authenticates it; the gap comes in MESSAGEHOOKS_CONVERSATION_GAP.
+    # The hook's first token authenticates it, read by the child from the MESSAGEHOOKS_HOOKS it
+    # inherits (`--token-of`): a token on a command line is readable by every local user (ps).
+    # The gap comes in MESSAGEHOOKS_CONVERSATION_GAP.
     url = f"{base}/hooks/{hook.name}"
     args = ["simulate", "--url", url, "--rate", str(rate), "--duration", "0", "--give-up-after", "0"]
-    return args + (["--token", str(hook.tokens[0])] if hook.tokens else [])
+    return args + (["--token-of", hook.name] if hook.tokens else [])
 
 
 def _simulator_state(stack: Stack, rate: float, log: str) -> str:
