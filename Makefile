@@ -1,4 +1,5 @@
-# messagehooks: `make run` starts the whole pipeline, `make test` runs every test.
+# messagehooks: `make run` starts the whole pipeline, `make test` runs every test,
+# `make test-fast` the unit and property tests only (under a minute, for iteration).
 # Both create .venv on first use (python3 -m venv; pip install -e '.[dev]').
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -9,10 +10,10 @@ KAFKA_LIBS := $(VENV)/kafka/libs
 TOOLS_STAMP := tools/node_modules/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help venv kafka-jars tools run test check bench format clean
+.PHONY: help venv kafka-jars tools run test test-fast check bench format clean
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +43,11 @@ run: venv  ## run broker (Apache Kafka if Java is here, else Tansu) + ingest + w
 # brokers and child processes, so two halve its time on two cores (measured: 23 min 48 s -> 12 min 34 s).
 test: venv tools  ## run every test (unit, property, integration on both broker engines), on 2 workers
 	$(BIN)/pytest -n 2
+
+# What needs no broker, no server and no child process of ours: the `integration` tests are those,
+# `slow` ones do long real work without them (pyproject.toml, [tool.pytest.ini_options] markers).
+test-fast: $(STAMP)  ## run the unit and property tests only (no broker, server or process), in under a minute
+	$(BIN)/pytest -q -n 0 -m "not integration and not slow"
 
 check: $(STAMP) tools  ## format check, lint, type check, dependency audit
 	$(BIN)/ruff format --check .

@@ -122,10 +122,21 @@ def run_ingest(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def run_worker(settings: Settings, args: argparse.Namespace) -> int:
-    """Run a stream worker."""
+    """Run a stream worker, handing it a reader of the dataset for its resume."""
+    import pandas as pd
+
+    from dataset import store
     from streams.app import run_worker  # faust is slow to import: only here
 
-    return run_worker(settings)
+    def read_table(table: str, columns: list[str]) -> pd.DataFrame | None:
+        """The dataset table's `columns`, for the worker's resume (streams do not import dataset)."""
+        root = settings.dataset_root
+        if not store.exists(root, table):
+            return None
+        frame: pd.DataFrame = store.read(store.open_table(root, table), columns).to_pandas()
+        return frame
+
+    return run_worker(settings, read_table)
 
 
 def run_topics(settings: Settings, args: argparse.Namespace) -> int:

@@ -8,7 +8,8 @@ MessageHooksError
 ├── InvalidPayload       400/408/413/422 + a dead-letter record: authenticated but unusable
 ├── RateLimited          429: the hook's rate limit is reached (nothing stored)
 ├── BrokerUnavailable    Kafka did not answer: the ingest spools, a command exits 2
-└── SpoolUnavailable     503: Kafka is away and the spool cannot store the request (disk full)
+├── SpoolUnavailable     503: Kafka is away and the spool cannot store the request (disk full)
+└── UnsupportedVersion   Faust, mode or aiokafka is not the release streams/patches/ was written for
 """
 
 
@@ -64,3 +65,7 @@ class BrokerUnavailable(MessageHooksError):
 
 class SpoolUnavailable(MessageHooksError):
     """The request could not be stored: Kafka did not take it and the spool's disk refused it."""
+
+
+class UnsupportedVersion(MessageHooksError):
+    """An installed package is not the release whose private code streams/patches/ patches."""

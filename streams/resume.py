@@ -10,7 +10,7 @@ message the state already holds is a duplicate or late and changes nothing, and 
 conversations it re-emits carry the ids they had, which the dataset sink drops as repeats.
 """
 
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from itertools import groupby
 from operator import attrgetter
@@ -18,7 +18,6 @@ from typing import Any
 
 import pandas as pd
 
-from dataset import store
 from features.batch import messages_from_frame
 from features.conversation import conversation_id
 from messagehooks.schema import Message
@@ -40,6 +39,9 @@ MESSAGE_COLUMNS = [
     "late",
 ]
 """What a replay reads of the `messages` table (what sessions use, plus the `late` flag)."""
+
+TableReader = Callable[[str, list[str]], pd.DataFrame | None]
+"""Reads `columns` of a dataset table (`table`, `columns`), or None if it was never written."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,24 +138,22 @@ def replay(
 
 
 def read_open_tails(
-    root: str, *, conversation_gap: float, chats: Iterable[str] | None = None
+    read_table: TableReader, *, conversation_gap: float, chats: Iterable[str] | None = None
 ) -> list[OpenTail]:
-    """`open_tails` of the dataset at `root` (none when nothing was written yet).
+    """`open_tails` of the dataset `read_table` reads (none when nothing was written yet).
 
     Args:
-        root: The dataset root.
+        read_table: Reads the dataset's tables (the caller's: streams do not import `dataset`).
         conversation_gap: The conversation gap in seconds.
         chats: Only these chat ids (None: all).
     """
-    if not store.exists(root, "messages"):
+    frame = read_table("messages", MESSAGE_COLUMNS)
+    if frame is None:
         return []
-    frame = store.read(store.open_table(root, "messages"), MESSAGE_COLUMNS).to_pandas()
     if chats is not None:
         frame = frame[frame["chat_id"].isin(set(chats))]
-    closed: set[str] = set()
-    if store.exists(root, "conversations"):
-        conversations = store.read(store.open_table(root, "conversations"), ["conversation_id"]).to_pandas()
-        closed = set(conversations["conversation_id"])
+    conversations = read_table("conversations", ["conversation_id"])
+    closed: set[str] = set() if conversations is None else set(conversations["conversation_id"])
     return open_tails(frame, closed, conversation_gap=conversation_gap)
 
 

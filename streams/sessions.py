@@ -41,7 +41,7 @@ class SessionSettings:
 
     Attributes:
         conversation_gap: Seconds of event time; a strictly longer gap splits conversations,
-            and a chat idle (wall clock) that long is closed by `close_idle`.
+            and a chat idle (wall clock) that long is closed by the idle timer (streams/idle.py).
         allowed_lateness: Seconds of event time a message may lag the newest one seen and
             still be placed in order.
         context_turns: Turns before a prompt kept in a pair's `context`.
@@ -174,8 +174,10 @@ def flush(state: ChatState, settings: SessionSettings) -> tuple[ChatState, Outpu
 def close_idle(state: ChatState, now: float, settings: SessionSettings) -> tuple[ChatState, Output]:
     """`flush` the chat if its newest message is more than the conversation gap before `now`.
 
-    Used by a wall-clock timer: `now` is the current epoch time in seconds (Landbot timestamps
-    are epoch seconds too). A chat with nothing open is left as it is.
+    The idle close by event time: `now` is epoch seconds, like Landbot's timestamps. Where
+    event time is wall time (the simulated stream of tests/features/simulated.py) it is what
+    the worker's idle timer does; the worker itself measures idleness on its own clock and only
+    on caught-up partitions (streams/idle.py). A chat with nothing open is left as it is.
     """
     if not is_open(state) or state.max_ts is None:
         return state, Output()

@@ -7,6 +7,8 @@ once resolved `auto` on their own (Kafka wherever Java is) while running against
 import asyncio
 import uuid
 
+import pytest
+
 from benchmarks.bench_backfill import simulated_messages
 from benchmarks.bench_sink import distinct_pairs
 from benchmarks.bench_stream import prefill
@@ -15,6 +17,7 @@ from benchmarks.engine import broker_env, broker_settings, started_broker
 from messagehooks.engines import resolve, tansu_fixes
 
 
+@pytest.mark.integration
 def test_a_tansu_benchmark_tells_its_processes_the_engine() -> None:
     with started_broker("tansu") as broker:
         env = broker_env(broker)
@@ -34,6 +37,7 @@ def test_the_backfill_and_sink_inputs_build() -> None:
     assert len(set(pairs)) == 50
 
 
+@pytest.mark.integration
 def test_the_stream_benchmark_prefills_a_topic(tansu) -> None:
     topic = f"bench{uuid.uuid4().hex[:8]}.messages"
     sent = asyncio.run(prefill(tansu.bootstrap, topic, 300))

@@ -102,6 +102,7 @@ def test_simulate_time_scale_defaults_from_its_env_var(monkeypatch, capsys):
     assert "MESSAGEHOOKS_SIMULATE_TIME_SCALE must be above 0" in capsys.readouterr().err
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("hooks", "needle"),
     [
@@ -146,6 +147,7 @@ def test_tail_of_an_unknown_topic_is_a_clear_error(capsys):
     assert "unknown topic 'nope'" in capsys.readouterr().err
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("command", [["tail", "messages", "--max", "1"], ["topics"]], ids=["tail", "topics"])
 def test_no_broker_is_one_error_line_and_exit_2(command):
     env = {**os.environ, "MESSAGEHOOKS_BROKER_PORT": str(free_port())}  # nothing listens there
@@ -165,7 +167,6 @@ def test_no_broker_is_one_error_line_and_exit_2(command):
     assert "Traceback" not in done.stderr
 
 
-@pytest.mark.integration
 def _dataset_stats(data_dir: Path) -> dict:
     out = subprocess.run(
         [sys.executable, "-m", "messagehooks", "dataset", "--data-dir", str(data_dir), "stats"],
@@ -174,6 +175,7 @@ def _dataset_stats(data_dir: Path) -> dict:
     return json.loads(out)
 
 
+@pytest.mark.integration
 def test_up_serves_writes_the_dataset_and_ctrl_c_stops_everything(engine, tmp_path):
     port, broker_port = free_port(), free_port()
     env = {**os.environ, "MESSAGEHOOKS_PORT": str(port), "MESSAGEHOOKS_BROKER_PORT": str(broker_port)}

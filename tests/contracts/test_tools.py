@@ -118,9 +118,10 @@ def test_the_dead_letter_schema_accepts_what_it_accepted_before():
 
 
 @pytest.fixture(scope="module")
-def served_openapi():
+def served_openapi(tmp_path_factory):
     """The document the ingest serves at /openapi.json (no broker needed to serve it)."""
-    with TestClient(create_app(Settings())) as client:
+    settings = Settings(data_dir=tmp_path_factory.mktemp("data"))  # its spool, not the checkout's
+    with TestClient(create_app(settings)) as client:
         response = client.get("/openapi.json")
     assert response.status_code == 200
     return response.json()

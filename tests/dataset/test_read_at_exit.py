@@ -70,6 +70,7 @@ def live_data_dir(tmp_path: Path) -> Iterator[Path]:
     assert not failures, failures
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("command", "runs"),
     [

@@ -51,6 +51,7 @@ def _data_files(root: str) -> list[Path]:
     return [p for p in Path(root, "messages").rglob("*.parquet") if "_delta_log" not in p.parts]
 
 
+@pytest.mark.slow
 def test_an_hour_of_sink_commits_keeps_the_file_count_bounded_and_every_row_and_offset(tmp_path):
     root = str(tmp_path / "ds")
     policy = UpkeepPolicy(compact_files=100, vacuum_interval=600.0, retention_hours=168.0)

@@ -107,6 +107,7 @@ def _compose_ingest(tmp_path: Path, **variables: str) -> tuple[subprocess.Popen[
         return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT), port
 
 
+@pytest.mark.integration
 def test_the_stack_refuses_to_start_the_ingest_without_hooks(tmp_path):
     process, _ = _compose_ingest(tmp_path)
     assert process.wait(60) == 2
@@ -115,6 +116,7 @@ def test_the_stack_refuses_to_start_the_ingest_without_hooks(tmp_path):
     assert "MESSAGEHOOKS_DEV_HOOK=true" in output  # says how to ask for the dev hook
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     "variables",
     [{"MESSAGEHOOKS_DEV_HOOK": "true"}, {"MESSAGEHOOKS_HOOKS": '[{"name": "shop", "tokens": ["t-1234"]}]'}],

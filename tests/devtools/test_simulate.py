@@ -30,6 +30,7 @@ from messagehooks.validation import parse_body
 from tests.conftest import broker_env
 from tests.integration.kafka_read import read_topic
 from tests.integration.processes import IngestProcess
+from tests.support.clock import FakeClock
 
 CHATS = 2000
 
@@ -132,7 +133,14 @@ def test_a_failed_delivery_is_retried_with_the_same_body_and_trace():
     options = SimulationOptions(chats=1, rate=1000, duration=10, time_scale=0.001, retry_scale=0.001)
     out = io.StringIO()
     summary = asyncio.run(
-        simulate(options, "http://sim/hooks/x", token="t0k", out=out, transport=httpx.MockTransport(handler))
+        simulate(
+            options,
+            "http://sim/hooks/x",
+            token="t0k",
+            out=out,
+            transport=httpx.MockTransport(handler),
+            clock=FakeClock(),
+        )
     )
     first_body, first_trace = seen[0]
     retried = [body for body, trace in seen if trace == first_trace]
@@ -159,7 +167,9 @@ def test_a_visit_due_after_the_duration_is_not_sent():
     )
     out = io.StringIO()
     summary = asyncio.run(
-        simulate(options, "http://sim/hooks/x", out=out, transport=httpx.MockTransport(handler))
+        simulate(
+            options, "http://sim/hooks/x", out=out, transport=httpx.MockTransport(handler), clock=FakeClock()
+        )
     )
     assert re.search(r"simulate: stopped at \S+ after \d+ s: duration reached \(1 s", out.getvalue())
     scripts = [chat_script(options, i) for i in range(summary.chats)]
@@ -196,6 +206,7 @@ def test_simulated_traffic_reaches_the_messages_topic(broker, unique, tmp_path):
     assert {r["message_id"] for r in records} == expected
 
 
+@pytest.mark.integration
 def test_each_cli_run_sends_new_ids_unless_a_seed_is_given(capsys):
     """With seed 0 by default, a second `make run` re-sent the first one's message ids, which the
     dataset drops as repeats: it seemed not to grow. A fresh seed per run, printed to repeat it."""
@@ -259,6 +270,7 @@ def test_setting_stop_ends_the_traffic_before_its_duration():
             out=io.StringIO(),
             transport=httpx.MockTransport(handler),
             stop=stop,
+            clock=FakeClock(),
         )
     )
     assert 5 <= summary.messages < 10 < everything  # what was in flight when it was set, no more
@@ -270,7 +282,9 @@ def test_a_chat_budget_ends_with_its_reason_once_every_message_is_sent():
     options = SimulationOptions(chats=3, rate=1000, duration=None, time_scale=0.001, returning=0.0)
     out = io.StringIO()
     transport = httpx.MockTransport(lambda request: httpx.Response(200))
-    summary = asyncio.run(simulate(options, "http://sim/hooks/x", out=out, transport=transport))
+    summary = asyncio.run(
+        simulate(options, "http://sim/hooks/x", out=out, transport=transport, clock=FakeClock())
+    )
     assert summary.messages == sum(len(chat_script(options, i).messages) for i in range(3))
     assert summary.stopped == "chat budget reached (3 chats, every message sent)"
     assert f": {summary.stopped}\n" in out.getvalue()
@@ -286,7 +300,9 @@ def test_an_unreachable_ingest_stops_the_traffic_with_its_reason():
     options = SimulationOptions(duration=None, rate=200, time_scale=0.01, retry_scale=0.01, give_up_after=0.5)
     out = io.StringIO()
     summary = asyncio.run(
-        simulate(options, "http://sim/hooks/x", out=out, transport=httpx.MockTransport(refuse))
+        simulate(
+            options, "http://sim/hooks/x", out=out, transport=httpx.MockTransport(refuse), clock=FakeClock()
+        )
     )
     assert summary.stopped.startswith("ingest unreachable (no 2xx answer for ")
     assert "ConnectError from http://sim/hooks/x" in summary.stopped
@@ -366,6 +382,7 @@ def test_the_pipeline_cuts_each_chat_where_its_script_does(gap, time_scale, seed
             assert LANGUAGES[script.language][script.dropped_at] in last.prompt_text
 
 
+@pytest.mark.integration
 def test_the_cli_says_when_and_why_it_stops_on_sigterm(tmp_path):
     """`up` stops its simulator with SIGTERM: it used to die without a word."""
     received = threading.Event()

@@ -2,7 +2,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -10,6 +9,7 @@ from devtools import tansu as broker_module
 from devtools.kafka_broker import KafkaBroker
 from devtools.tansu import EmbeddedBroker, api_versions_round_trip, cluster_id, free_port
 from messagehooks.errors import PortUnavailable
+from tests.support.poll import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -56,10 +56,7 @@ def test_broker_dies_with_a_killed_parent():
     parent.wait()
     parent.stdin.close()
     parent.stdout.close()
-    deadline = time.monotonic() + 10
-    while not _dead(broker_pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if not _dead(broker_pid):
+    if not eventually(lambda: _dead(broker_pid), timeout=10, interval=0.05):
         os.kill(broker_pid, signal.SIGKILL)
         pytest.fail("the broker outlived its SIGKILLed parent")
 

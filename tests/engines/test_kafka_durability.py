@@ -9,18 +9,17 @@ import pytest
 
 from tests.conftest import kafka_engine
 from tests.reliability.up_process import UpProcess, body_of
+from tests.support.poll import eventually
 
 pytestmark = pytest.mark.integration
 
 
 def _new_pid(up: UpProcess, role: str, old: int, timeout: float = 120.0) -> int | None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def new() -> int | None:
         pid = up.children().get(role)
-        if pid is not None and pid != old:
-            return pid
-        time.sleep(0.2)
-    return None
+        return pid if pid is not None and pid != old else None
+
+    return eventually(new, timeout=timeout)
 
 
 def test_kill_9_of_the_kafka_jvm_under_up_loses_no_acknowledged_message(tmp_path):

@@ -22,6 +22,7 @@ from messagehooks.settings import Settings
 from tests.conftest import kafka_engine
 from tests.factories import landbot_body, landbot_message
 from tests.integration.kafka_read import read_topic
+from tests.support.poll import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -164,9 +165,7 @@ def test_a_killed_parent_leaves_no_broker_jvm_behind(tmp_path):
         assert len(jvm) == 1
         parent.kill()
         parent.wait(10)
-        deadline = time.monotonic() + 30
-        while _jvm_pids(tmp_path) and time.monotonic() < deadline:
-            time.sleep(0.2)
+        eventually(lambda: not _jvm_pids(tmp_path), timeout=30)
         assert _jvm_pids(tmp_path) == []
     finally:
         parent.stderr.close()
@@ -264,9 +263,8 @@ def test_up_on_kafka_keeps_topics_and_offsets_across_a_ctrl_c(tmp_path):
                 message = landbot_message(chat=900 + i % 5, ts=time.time(), uuid=f"run{run}-{i}")
                 response = httpx.post(f"http://127.0.0.1:{port}/hooks/default", json=landbot_body(message))
                 assert response.status_code == 200
-            deadline = time.monotonic() + 60
-            while _rows(data_dir) < 50 * (run + 1) and time.monotonic() < deadline:
-                time.sleep(0.5)
+            expected = 50 * (run + 1)
+            eventually(lambda: _rows(data_dir) >= expected, timeout=60, interval=0.5)  # noqa: B023 - called now
             assert _rows(data_dir) == 50 * (run + 1)
             up.send_signal(signal.SIGINT)
             assert up.wait(60) == 0
@@ -289,12 +287,12 @@ def test_up_on_kafka_keeps_topics_and_offsets_across_a_ctrl_c(tmp_path):
 
 
 def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and process.poll() is None:
+    def ready() -> bool:
         try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
+            return httpx.get(url, timeout=2).status_code == 200
         except httpx.TransportError:
-            pass
-        time.sleep(0.2)
+            return False
+
+    if eventually(ready, timeout=timeout, give_up=lambda: process.poll() is not None):
+        return
     raise AssertionError(f"not ready in {timeout} s (exit code {process.poll()})")

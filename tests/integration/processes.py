@@ -5,12 +5,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 
 from devtools.tansu import free_port
+from tests.support.poll import eventually
 
 
 def pipeline_env(
@@ -117,25 +117,26 @@ class IngestProcess(ChildProcess):
 
     def start(self, timeout: float = 30.0) -> "IngestProcess":
         self.spawn()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.alive():
-                raise RuntimeError(f"ingest exited: {self.logs()[-2000:]}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                time.sleep(0.05)
+        if eventually(self._healthy, timeout=timeout, interval=0.05):
+            return self
         raise TimeoutError("ingest did not become healthy")
+
+    def _healthy(self) -> bool:
+        if not self.alive():
+            raise RuntimeError(f"ingest exited: {self.logs()[-2000:]}")
+        try:
+            return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         """Wait until /readyz says ready (broker reachable, topics present, spool empty)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
-                return
-            time.sleep(0.1)
-        raise TimeoutError(f"ingest not ready: {httpx.get(f'{self.url}/readyz').text}")
+        if not eventually(
+            lambda: httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200,
+            timeout=timeout,
+            interval=0.1,
+        ):
+            raise TimeoutError(f"ingest not ready: {httpx.get(f'{self.url}/readyz').text}")
 
 
 class SinkProcess(ChildProcess):

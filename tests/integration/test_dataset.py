@@ -25,6 +25,7 @@ from tests.factories import landbot_body, landbot_message
 from tests.integration.kafka_read import read_topic
 from tests.integration.processes import IngestProcess, SinkProcess, WorkerProcess, pipeline_env
 from tests.integration.traffic import conversation_traffic, deliveries
+from tests.support.poll import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -78,11 +79,14 @@ def _rows(settings, table: str) -> list[dict]:
 
 
 def _wait_rows(settings, table: str, count: int, timeout: float = 60.0) -> list[dict]:
-    deadline = time.monotonic() + timeout
     rows = _rows(settings, table)
-    while len(rows) < count and time.monotonic() < deadline:
-        time.sleep(0.3)
+
+    def enough() -> bool:
+        nonlocal rows
         rows = _rows(settings, table)
+        return len(rows) >= count
+
+    eventually(enough, timeout=timeout, interval=0.3)
     return rows
 
 

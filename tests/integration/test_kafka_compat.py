@@ -1,4 +1,4 @@
-"""Each fix of streams/patches.py against real Faust workers, on each broker engine.
+"""Each fix of streams/patches/ against real Faust workers, on each broker engine.
 
 The workers apply the fixes the stream worker applies on that engine (the Faust/aiokafka ones
 everywhere, the Tansu ones on Tansu only), and each test asserts that switch next to what the fix

@@ -21,6 +21,7 @@ from tests.factories import landbot_body, landbot_message
 from tests.integration.kafka_read import read_topic
 from tests.integration.processes import IngestProcess, SinkProcess, WorkerProcess, pipeline_env
 from tests.pii_leaks import leaks, strings_of
+from tests.support.poll import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -113,15 +114,17 @@ def test_no_personal_data_reaches_a_table_or_a_masked_topic(broker, unique, tmp_
 
 def _wait_rows(settings: Any, counts: dict[str, int], timeout: float = 60.0) -> list[dict[str, Any]]:
     """Every row of the tables once each holds `counts[table]` rows (or the timeout passed)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        tables = {
-            table: store.open_table(settings.dataset_root, table).to_pyarrow_table().to_pylist()
+    tables: dict[str, list[dict[str, Any]]] = {}
+
+    def enough() -> bool:
+        tables.update(
+            (table, store.open_table(settings.dataset_root, table).to_pyarrow_table().to_pylist())
             if store.exists(settings.dataset_root, table)
-            else []
+            else (table, [])
             for table in counts
-        }
-        if all(len(tables[t]) >= n for t, n in counts.items()) or time.monotonic() > deadline:
-            assert {t: len(rows) for t, rows in tables.items()} == counts
-            return [row for rows in tables.values() for row in rows]
-        time.sleep(0.3)
+        )
+        return all(len(tables[t]) >= n for t, n in counts.items())
+
+    eventually(enough, timeout=timeout, interval=0.3)
+    assert {t: len(rows) for t, rows in tables.items()} == counts
+    return [row for rows in tables.values() for row in rows]

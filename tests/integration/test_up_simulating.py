@@ -6,13 +6,13 @@ conversations close within a minute of `up` starting instead of thirty.
 """
 
 import re
-import time
 
 import pytest
 
 from dataset import store
 from devtools.simulate import LANGUAGES
 from tests.reliability.up_process import UpProcess
+from tests.support.poll import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -46,12 +46,13 @@ def test_up_simulating_writes_closed_conversations_and_unanswered_pairs(engine, 
     conversations: list[dict] = []
     dropoffs: list[dict] = []
     try:
-        deadline = time.monotonic() + WAIT_FOR_LABELS
-        while time.monotonic() < deadline and up.alive():
+
+        def labelled() -> bool:
+            nonlocal conversations, dropoffs
             conversations, dropoffs = _labels(root)
-            if len(conversations) >= 20 and len(dropoffs) >= 3:
-                break
-            time.sleep(2)
+            return len(conversations) >= 20 and len(dropoffs) >= 3
+
+        eventually(labelled, timeout=WAIT_FOR_LABELS, interval=2, give_up=lambda: not up.alive())
     finally:
         code = up.stop()
     log = up.logs()

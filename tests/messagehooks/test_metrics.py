@@ -18,6 +18,7 @@ from tests.conftest import broker_env
 from tests.factories import message
 from tests.integration.engines import own_settings
 from tests.integration.processes import WorkerProcess
+from tests.support.poll import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -59,19 +60,20 @@ def test_worker_serves_counts_open_conversations_and_lag(broker, unique, tmp_pat
     worker = WorkerProcess(env, tmp_path / "worker.log").start()
     try:
         asyncio.run(_produce(settings, 40))
-        deadline = time.monotonic() + 60
         samples: dict[str, float] = {}
-        while time.monotonic() < deadline:
+
+        def counted() -> bool:
+            nonlocal samples
             try:
                 samples = _samples(httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text)
             except httpx.TransportError:
                 samples = {}
-            if (
+            return (
                 samples.get("messagehooks_worker_messages_total") == 40
                 and samples.get("messagehooks_worker_open_conversations") == 4
-            ):
-                break
-            time.sleep(0.5)
+            )
+
+        eventually(counted, timeout=60, interval=0.5)
     finally:
         worker.stop()
     assert samples["messagehooks_worker_messages_total"] == 40

@@ -7,7 +7,7 @@ from pathlib import Path
 from dataset.sink import SinkStats
 from ingest.metrics import IngestMetrics
 from messagehooks.metrics import Gauges, sink_metrics, worker_registry
-from streams.agents import StreamStats
+from streams.sessionizer import StreamStats
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 

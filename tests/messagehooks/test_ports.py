@@ -3,7 +3,6 @@
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -19,6 +18,7 @@ from messagehooks.metrics import serve
 from messagehooks.ports import Listener, bind, ensure_free, port_holder
 from tests.conftest import broker_env, kafka_engine
 from tests.integration.processes import PortHolder, listening_addresses
+from tests.support.poll import eventually
 
 linux_only = pytest.mark.skipif(sys.platform != "linux", reason="reads /proc (Linux only)")
 
@@ -146,13 +146,16 @@ def test_metrics_servers_listen_on_the_configured_host_only(command, variable, b
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 30
-        answered = False
-        while not answered and time.monotonic() < deadline and process.poll() is None:
+
+        def metrics_served() -> bool:
             try:
-                answered = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=1).status_code == 200
+                return httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=1).status_code == 200
             except httpx.TransportError:
-                time.sleep(0.1)
+                return False
+
+        answered = eventually(
+            metrics_served, timeout=30, interval=0.1, give_up=lambda: process.poll() is not None
+        )
         assert answered, f"{command} served no metrics on 127.0.0.1:{port}"
         assert listening_addresses(port) == {"127.0.0.1"}  # MESSAGEHOOKS_HOST's default, not 0.0.0.0
     finally:
@@ -165,6 +168,7 @@ def test_metrics_servers_listen_on_the_configured_host_only(command, variable, b
 
 
 @linux_only
+@pytest.mark.integration
 def test_serve_refuses_a_taken_port_and_serves_a_free_one(holder):
     registry = CollectorRegistry()
     with pytest.raises(PortUnavailable, match=rf"port {holder.port} .*held by pid {holder.pid}: python"):
@@ -181,6 +185,7 @@ def test_serve_refuses_a_taken_port_and_serves_a_free_one(holder):
 
 
 @linux_only
+@pytest.mark.integration
 def test_port_holder_names_the_listening_process_and_none_for_a_free_port(holder):
     found = port_holder(holder.port)
     program = os.path.basename(sys.executable)

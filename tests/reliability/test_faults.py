@@ -30,6 +30,7 @@ from messagehooks.settings import Settings, load_settings
 from tests.conftest import broker_env
 from tests.integration.kafka_read import read_topic
 from tests.integration.processes import IngestProcess, SinkProcess, WorkerProcess
+from tests.support.poll import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -119,7 +120,7 @@ class Traffic:
     def end_after_faults(self, timeout: float = 120) -> SimulationSummary:
         """Go on for AFTER_FAULTS s, then end the traffic (the retries it owes included)."""
         assert self.alive(), "the traffic ended before the last fault was over: raise its duration"
-        time.sleep(AFTER_FAULTS)
+        time.sleep(AFTER_FAULTS)  # the point: live traffic for that long after the faults
         self._stop.set()
         self._thread.join(timeout)
         assert self.summary is not None, "the traffic did not finish"
@@ -137,11 +138,8 @@ def _ids(pipeline: Pipeline) -> list[str]:
 
 
 def _wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.5)
+    if not eventually(predicate, timeout=timeout, interval=0.5):
+        pytest.fail(f"timed out waiting for {what}")
 
 
 def _verify(
@@ -152,9 +150,7 @@ def _verify(
     delivered = set(traffic.delivered)
     # By id, not by count: messages the client got no answer for may be in the table too. One
     # still missing after the wait is counted as lost below.
-    deadline = time.monotonic() + 90
-    while not delivered <= set(_ids(pipeline)) and time.monotonic() < deadline:
-        time.sleep(0.5)
+    eventually(lambda: delivered <= set(_ids(pipeline)), timeout=90, interval=0.5)
     # Every id the sink wrote is on the topic (posts count retries, which may never have reached it).
     written = set(_ids(pipeline))
     records = asyncio.run(
@@ -243,7 +239,7 @@ def test_kill_9_of_the_ingest_during_traffic(pipeline):
     traffic = Traffic(f"{ingest.url}/hooks/default")
     _kill_when_flowing(pipeline, traffic, "messages", 100)
     ingest.kill9()  # requests in flight get no answer: the client retries them
-    time.sleep(1.0)
+    time.sleep(1.0)  # the point: the ingest stays down for a second
     pipeline.start(IngestProcess, "ingest-2")
     _verify(pipeline, traffic, traffic.end_after_faults(), "kill-ingest", 1)
 
@@ -320,7 +316,7 @@ def test_broker_outage_spools_and_a_fresh_broker_gets_everything(tmp_path):
             90,
             "the spooled messages in the dataset",
         )
-        time.sleep(2)
+        time.sleep(2)  # the point: a late duplicate commit would show now
         ids = Counter(_ids(pipeline))
         figures = {
             "fault": "broker-outage-fresh-broker",

@@ -28,6 +28,7 @@ from tests.conftest import broker_env, kafka_engine
 from tests.factories import landbot_body, landbot_message
 from tests.integration.processes import IngestProcess, SinkProcess, WorkerProcess
 from tests.integration.traffic import conversation_traffic, deliveries
+from tests.support.poll import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -65,16 +66,16 @@ class Up:
             )
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
-        deadline = time.monotonic() + 120  # the kafka engine: a JVM start, or a previous one's stop
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, log.read_text()[-3000:]
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        pytest.fail("up did not become ready")
+        # 120 s for the kafka engine: a JVM start, or a previous one's stop.
+        if not eventually(self._ready, timeout=120):
+            pytest.fail("up did not become ready")
+
+    def _ready(self) -> bool:
+        assert self.process.poll() is None, self.log.read_text()[-3000:]
+        try:
+            return httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
 
     def ctrl_c(self) -> None:
         self.process.send_signal(signal.SIGINT)
@@ -129,11 +130,8 @@ def _rows(root: str, table: str, columns: list[str] | None = None) -> list[dict[
 
 def _wait_for(predicate, timeout: float, what: str, context=lambda: "") -> None:
     """Until `predicate()`; past `timeout` the test fails, naming `what` (and `context()`)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what} {context()}".strip())
-        time.sleep(0.5)
+    if not eventually(predicate, timeout=timeout, interval=0.5):
+        pytest.fail(f"timed out waiting for {what} {context()}".strip())
 
 
 def _normal(rows: list[dict[str, Any]], key: str) -> dict[str, Any]:
@@ -147,9 +145,7 @@ def _compare_with_batch(
     """Wait for every message and every conversation, then diff the tables with the batch oracle."""
     # By id, not by count: the table holds the warm-up chat too. A message still missing after
     # the wait is counted as lost below.
-    deadline = time.monotonic() + 90
-    while not message_ids <= _message_ids(root) and time.monotonic() < deadline:
-        time.sleep(0.5)
+    eventually(lambda: message_ids <= _message_ids(root), timeout=90, interval=0.5)
     frame = store.open_table(root, "messages").to_pandas()
     messages = messages_from_frame(frame[~frame["late"]])
     pairs, conversations = build_dataset(messages, conversation_gap=gap, context_turns=3)
@@ -157,11 +153,11 @@ def _compare_with_batch(
     expected_pairs = _normal([pair_row(p, mask) for p in pairs], "pair_id")
     expected_conversations = _normal([conversation_row(c, mask) for c in conversations], "conversation_id")
     # Not a failure by itself: without the resume some never close, and the figures say which.
-    deadline = time.monotonic() + gap + 60
-    while len(_rows(root, "conversations", ["conversation_id"])) < len(expected_conversations):
-        if time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
+    eventually(
+        lambda: len(_rows(root, "conversations", ["conversation_id"])) >= len(expected_conversations),
+        timeout=gap + 60,
+        interval=0.5,
+    )
     time.sleep(2)  # a straggling commit would show now
     got_pairs = _normal(_rows(root, "turn_pairs"), "pair_id")
     got_conversations = _normal(_rows(root, "conversations"), "conversation_id")

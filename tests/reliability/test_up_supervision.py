@@ -20,6 +20,7 @@ from messagehooks.restarts import Backoff, RestartBudget
 from messagehooks.settings import Settings
 from tests.conftest import kafka_engine
 from tests.reliability.up_process import UpProcess, body_of
+from tests.support.poll import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -32,13 +33,12 @@ def _figures(tmp_path: Path, name: str, figures: dict) -> None:
 
 def _wait_for_new_pid(up: UpProcess, role: str, old: int, timeout: float = 60.0) -> int | None:
     """The PID of the `role` child up started after `old` died (None: none within `timeout`)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and up.alive():
+
+    def new() -> int | None:
         pid = up.children().get(role)
-        if pid is not None and pid != old:
-            return pid
-        time.sleep(0.2)
-    return None
+        return pid if pid is not None and pid != old else None
+
+    return eventually(new, timeout=timeout, give_up=lambda: not up.alive())
 
 
 def _stop_order(log: str) -> list[str]:
@@ -70,9 +70,9 @@ def test_kill_9_of_the_sink_is_restarted_and_loses_nothing(tmp_path, engine):
         expected = {body_of(i) for i in range(300)}
         # The restarted sink catches up on its own (on a loaded machine a restart takes seconds,
         # more than the drain at stop: on Tansu what is unwritten at the stop is gone with it).
-        deadline = time.monotonic() + 120
-        while not expected <= set(up.bodies()) and time.monotonic() < deadline and up.alive():
-            time.sleep(1)
+        eventually(
+            lambda: expected <= set(up.bodies()), timeout=120, interval=1, give_up=lambda: not up.alive()
+        )
         code = up.stop()
         found = up.bodies()
         log = up.logs()

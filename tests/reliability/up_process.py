@@ -14,6 +14,7 @@ import httpx
 from dataset import store
 from devtools.tansu import free_port
 from tests.factories import landbot_body, landbot_message
+from tests.support.poll import eventually
 
 
 def body_of(i: int) -> str:
@@ -117,18 +118,20 @@ class UpProcess:
         self.wait_readyz(200, timeout)
 
     def wait_readyz(self, status: int, timeout: float = 60.0) -> httpx.Response:
-        deadline = time.monotonic() + timeout
         last: httpx.Response | None = None
-        while time.monotonic() < deadline:
+
+        def answered() -> httpx.Response | None:
+            nonlocal last
             if not self.alive():
                 raise RuntimeError(f"up exited: {self.logs()[-3000:]}")
             try:
                 last = httpx.get(f"{self.url}/readyz", timeout=2)
-                if last.status_code == status:
-                    return last
             except httpx.TransportError:
-                pass
-            time.sleep(0.2)
+                return None
+            return last if last.status_code == status else None
+
+        if response := eventually(answered, timeout=timeout):
+            return response
         raise TimeoutError(f"/readyz never answered {status}; last: {last.text if last else None}")
 
     def post(self, ids: range, client: httpx.Client, keep_errors: list[dict] | None = None) -> Counter[int]:
@@ -141,11 +144,14 @@ class UpProcess:
 
     def wait_bodies(self, expected: set[str], timeout: float) -> Counter[str]:
         """Until the table holds every expected body (or the deadline); the table's bodies."""
-        deadline = time.monotonic() + timeout
         found = self.bodies()
-        while not expected <= set(found) and time.monotonic() < deadline:
-            time.sleep(0.5)
+
+        def complete() -> bool:
+            nonlocal found
             found = self.bodies()
+            return expected <= set(found)
+
+        eventually(complete, timeout=timeout, interval=0.5)
         return found
 
     def children(self) -> dict[str, int]:

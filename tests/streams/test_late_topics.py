@@ -25,6 +25,7 @@ from tests.factories import message
 from tests.integration.engines import own_settings
 from tests.integration.kafka_read import read_topic
 from tests.integration.processes import WorkerProcess
+from tests.support.poll import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -85,9 +86,8 @@ def test_state_written_after_an_output_topic_was_created_is_kept(broker, unique,
     worker = WorkerProcess(env, tmp_path / "worker.log").start()
     try:
         asyncio.run(_produce(settings, chat[:1]))
-        deadline = time.monotonic() + 90  # the worker starts and joins its group first
-        while _processed(port) < 1 and time.monotonic() < deadline and worker.alive():
-            time.sleep(0.2)
+        # The worker starts and joins its group first.
+        eventually(lambda: _processed(port) >= 1, timeout=90, give_up=lambda: not worker.alive())
         assert _processed(port) == 1, worker.logs()[-3000:]
         asyncio.run(ensure_project_topics(settings))  # the output topics, new to the worker
         asyncio.run(_produce(settings, chat[1:]))

@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from features import build_dataset
 from messagehooks.schema import Message
-from streams.resume import MESSAGE_COLUMNS, open_tails, replay
+from streams.resume import MESSAGE_COLUMNS, open_tails, read_open_tails, replay
 from streams.sessions import ChatState, Output, SessionSettings, flush, step
 from tests.factories import BASE_TS, message
 from tests.streams.test_sessions import scenarios
@@ -119,3 +119,28 @@ def test_late_rows_and_duplicates_are_left_out_and_closed_chats_give_nothing():
     assert [m.message_id for m in tail.messages] == ["a"]
     assert open_tails(_frame([hello]), {f"5:{BASE_TS!r}"}, conversation_gap=GAP) == []
     assert open_tails(_frame([]), set(), conversation_gap=GAP) == []
+
+
+def test_the_tables_are_read_through_the_reader_given():
+    """streams never import the dataset: the worker's caller passes the reader (cli/main.py)."""
+    first = message(chat="7", role="bot", ts=BASE_TS, body="Hi")
+    later = message(chat="7", role="bot", ts=BASE_TS + GAP + 5, body="Back?")
+    other = message(chat="8", role="bot", ts=BASE_TS, body="Hello")
+    tables = {
+        "messages": _frame([first, later, other]),
+        "conversations": pd.DataFrame({"conversation_id": [f"7:{BASE_TS!r}"]}),
+    }
+    asked: list[tuple[str, list[str]]] = []
+
+    def read_table(table: str, columns: list[str]) -> pd.DataFrame | None:
+        asked.append((table, columns))
+        return tables.get(table)
+
+    (tail_7, tail_8) = read_open_tails(read_table, conversation_gap=GAP)
+    assert asked == [("messages", MESSAGE_COLUMNS), ("conversations", ["conversation_id"])]
+    assert [m.message_id for m in tail_7.messages] == [later.message_id]
+    assert tail_8.chat_id == "8"
+    assert [t.chat_id for t in read_open_tails(read_table, conversation_gap=GAP, chats=["8"])] == ["8"]
+    del tables["conversations"]  # never written yet: nothing closed
+    assert len(read_open_tails(read_table, conversation_gap=GAP)[0].messages) == 2
+    assert read_open_tails(lambda table, columns: None, conversation_gap=GAP) == []

@@ -55,21 +55,31 @@ _SEGMENTS = [
 ]
 
 
+# Built once: a strategy built inside the draw loop is built and validated again at every draw,
+# which was most of the property tests' time.
+_PAUSES = st.sampled_from(["burst", "short", "exact_gap", "split"])
+_SEGMENT = st.sampled_from(_SEGMENTS)
+# 0 makes ties (ordered by seq, then id); 40 is exactly the allowed lateness.
+_STEP = st.sampled_from([0, 0, 1, 40]) | st.integers(0, 60)
+_SEQ = st.none() | st.integers(0, 3)
+_COUNTRY = st.sampled_from([None, None, "spain", "france"])
+_CHANNEL = st.sampled_from([None, "761536"])
+
+
 @st.composite
 def chat_messages(draw, chat, gap):
     ts = BASE_TS + draw(st.integers(0, 400)) * QUARTER
     messages: list[Message] = []
     for _ in range(draw(st.integers(1, 10))):
-        pause = draw(st.sampled_from(["burst", "short", "exact_gap", "split"]))
+        pause = draw(_PAUSES)
         if pause == "short":
             ts += draw(st.integers(0, 480)) * QUARTER
         elif pause == "exact_gap":
             ts += gap
         elif pause == "split":
             ts += gap + draw(st.integers(1, 40)) * QUARTER
-        for kind in draw(st.sampled_from(_SEGMENTS)):
-            # 0 makes ties (ordered by seq, then id); 40 is exactly the allowed lateness.
-            ts += draw(st.sampled_from([0, 0, 1, 40]) | st.integers(0, 60)) * QUARTER
+        for kind in draw(_SEGMENT):
+            ts += draw(_STEP) * QUARTER
             type_, role, body, payload, options, action = _KINDS[kind]
             messages.append(
                 message(
@@ -81,10 +91,10 @@ def chat_messages(draw, chat, gap):
                     payload=payload,
                     options=options,
                     action=action,
-                    seq=draw(st.none() | st.integers(0, 3)),
+                    seq=draw(_SEQ),
                     message_id=f"{chat}-{len(messages)}",
-                    country=draw(st.sampled_from([None, None, "spain", "france"])),
-                    channel_id=draw(st.sampled_from([None, "761536"])),
+                    country=draw(_COUNTRY),
+                    channel_id=draw(_CHANNEL),
                 )
             )
     return messages

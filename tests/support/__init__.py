@@ -1,0 +1,1 @@
+"""What tests share: polling a condition (`poll`), a fake clock (`clock`)."""
