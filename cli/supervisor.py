@@ -40,6 +40,9 @@ from messagehooks.errors import BrokerUnavailable, GaveUp
 from messagehooks.kafka import ensure_project_topics
 from messagehooks.ports import ensure_free, stack_listeners
 from messagehooks.restarts import RestartBudget
+from messagehooks.settings import (
+    DEMO_CONVERSATION_GAP as DEMO_CONVERSATION_GAP,
+)  # `up`'s, declared with the gap
 from messagehooks.settings import ENV_PREFIX, Hook, Settings, open_hook_warnings
 
 logger = logging.getLogger(__name__)
@@ -50,10 +53,6 @@ SINK_STOP_DEADLINE = 30.0
 STOP_ORDER = ("simulate", "ingest", "worker", "sink")
 STATUS_LINE_INTERVAL = 10.0
 """Seconds between status log lines when stderr is not a terminal."""
-DEMO_CONVERSATION_GAP = 120.0
-"""Seconds of silence that close a conversation while `up` simulates traffic and no
-MESSAGEHOOKS_CONVERSATION_GAP is set: the labels (unanswered pairs, conversation rows) of a chat
-come two minutes after its end, not thirty (the simulator keeps its pauses within half of it)."""
 
 
 @dataclass
@@ -347,10 +346,12 @@ def worker_metrics_url(settings: Settings) -> str | None:
 
 def _simulate_args(base: str, hook: Hook, rate: float) -> list[str]:
     # Until up stops it: no duration, no chat budget, never giving up on the ingest up restarts.
-    # The hook's first token authenticates it; the gap comes in MESSAGEHOOKS_CONVERSATION_GAP.
+    # The hook's first token authenticates it, read by the child from the MESSAGEHOOKS_HOOKS it
+    # inherits (`--token-of`): a token on a command line is readable by every local user (ps).
+    # The gap comes in MESSAGEHOOKS_CONVERSATION_GAP.
     url = f"{base}/hooks/{hook.name}"
     args = ["simulate", "--url", url, "--rate", str(rate), "--duration", "0", "--give-up-after", "0"]
-    return args + (["--token", str(hook.tokens[0])] if hook.tokens else [])
+    return args + (["--token-of", hook.name] if hook.tokens else [])
 
 
 def _simulator_state(stack: Stack, rate: float, log: str) -> str:

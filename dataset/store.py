@@ -186,16 +186,15 @@ def load(
     table: str,
     version: int | None = None,
     *,
-    root: str | None = None,
+    root: str,
     columns: list[str] | None = None,
 ) -> pd.DataFrame:
-    """One dataset table as a pandas DataFrame, at `version` (time travel) or the latest.
+    """One dataset table under `root` as a pandas DataFrame, at `version` (time travel) or the latest.
 
-    `root` defaults to the dataset root of the environment's settings (MESSAGEHOOKS_*), so a
-    notebook only names the table and, for a reproducible run, the version. To learn from
-    labels, use `load_final`: this returns every row, final or not.
+    The caller resolves `root` (a notebook: ``load_settings().dataset_root``); nothing here reads
+    the environment. To learn from labels, use `load_final`: this returns every row, final or not.
     """
-    frame: pd.DataFrame = read(open_table(default_root(root), table, version), columns).to_pandas()
+    frame: pd.DataFrame = read(open_table(root, table, version), columns).to_pandas()
     return frame
 
 
@@ -203,7 +202,7 @@ def load_final(
     table: "LabelledTable",
     version: int | None = None,
     *,
-    root: str | None = None,
+    root: str,
     include_open: bool = False,
 ) -> "Selection":
     """The rows of `turn_pairs` or `conversations` whose labels a model can trust.
@@ -216,7 +215,7 @@ def load_final(
     Args:
         table: "turn_pairs" (drop-off labels) or "conversations" (escalation labels).
         version: The version of `table` (default: the latest).
-        root: The dataset root (default: the settings').
+        root: The dataset root (the caller's settings resolve it).
         include_open: Keep every row, with its `label_final` flag; only count the others.
 
     Raises:
@@ -226,7 +225,6 @@ def load_final(
 
     if table not in ("turn_pairs", "conversations"):
         raise UnknownTable(f"labels are in turn_pairs and conversations, not in {table!r}")
-    root = default_root(root)
     other, other_columns = (
         ("conversations", CONVERSATION_COLUMNS) if table == "turn_pairs" else ("turn_pairs", PAIR_COLUMNS)
     )
@@ -241,15 +239,6 @@ def load_final(
         frames[other] = pd.DataFrame({name: [] for name in other_columns})
     selection = select_final(table, frames["turn_pairs"], frames["conversations"], include_open=include_open)
     return replace(selection, versions=versions)
-
-
-def default_root(root: str | None) -> str:
-    """`root`, or the dataset root of the environment's settings (MESSAGEHOOKS_*)."""
-    if root is not None:
-        return root
-    from messagehooks.settings import load_settings
-
-    return load_settings().dataset_root
 
 
 def versions(root: str, table: str, limit: int | None = None) -> list[dict[str, Any]]:

@@ -3,21 +3,10 @@
 Run ``.venv/bin/python -m docgen.config > docs/CONFIG.md`` after changing a setting.
 """
 
-import dataclasses
 import sys
-import typing
 
-from messagehooks.settings import ENV_PREFIX, SETTINGS_HELP, Settings
+from messagehooks.settings import SETTINGS
 
-_UNSET = {
-    "KAFKA_BOOTSTRAP": "(unset: the project's own broker)",
-    "KAFKA_LIBS": "(unset: `.venv/kafka/libs`)",
-    "HOOKS": "(unset: dev hook `default`, open: no token)",
-    "DATA_DIR": "(unset: `data/` of the checkout)",
-    "DATASET_URI": "(unset: `DATA_DIR/datasets`)",
-    "ID_SALT": "(unset: only ids holding personal data are hashed, with a public salt)",
-}
-_TYPES = {"hooks": "JSON list or file path"}
 PATHS = """## Paths
 
 Paths resolve the same wherever a command or a notebook runs from (messagehooks/paths.py):
@@ -38,9 +27,10 @@ Paths resolve the same wherever a command or a notebook runs from (messagehooks/
 
 
 def config_markdown() -> str:
-    """Every MESSAGEHOOKS_ variable with its type, default and meaning, as a Markdown page."""
-    fields = {f.name: f for f in dataclasses.fields(Settings)}
-    hints = typing.get_type_hints(Settings)
+    """Every MESSAGEHOOKS_ variable with its type, default and meaning, as a Markdown page.
+
+    Each row is one setting's declaration (`messagehooks.variables.setting`), as declared.
+    """
     lines = [
         "# Configuration",
         "",
@@ -52,20 +42,11 @@ def config_markdown() -> str:
         "| variable | type | default | meaning |",
         "|---|---|---|---|",
     ]
-    for env, meaning in SETTINGS_HELP.items():
-        name = env.lower()
-        field = fields[name]
-        type_name = _TYPES.get(name) or _type_name(hints[name])
-        default = _UNSET.get(env) or f"`{field.default}`"
-        escaped = meaning.replace("|", "\\|")
-        lines.append(f"| `{ENV_PREFIX}{env}` | {type_name} | {default} | {escaped} |")
+    for declaration in SETTINGS.values():
+        default = declaration.unset or f"`{declaration.default}`"
+        escaped = declaration.help.replace("|", "\\|")
+        lines.append(f"| `{declaration.variable}` | {declaration.type_label} | {default} | {escaped} |")
     return "\n".join([*lines, "", PATHS]) + "\n"
-
-
-def _type_name(hint: object) -> str:
-    args = [a for a in typing.get_args(hint) if a is not type(None)]
-    base = args[0] if args else hint
-    return getattr(base, "__name__", str(base))
 
 
 if __name__ == "__main__":

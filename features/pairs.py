@@ -5,6 +5,10 @@ from collections.abc import Sequence
 from features.structs import ContextTurn, Turn, TurnPair, TurnRole
 from features.text import char_count, has_digits, has_email, has_question, has_url, word_count
 from features.timing import hour_and_weekday, latency
+from messagehooks.settings import default
+
+DEFAULT_CONTEXT_TURNS: int = default("context_turns")
+"""The declared default of MESSAGEHOOKS_CONTEXT_TURNS (messagehooks/settings.py)."""
 
 BUTTON_TYPE = "button"
 """Message type of a customer's button click."""
@@ -91,7 +95,7 @@ def make_pair(
     )
 
 
-def pair_turns(turns: Sequence[Turn], *, context_turns: int = 3) -> list[TurnPair]:
+def pair_turns(turns: Sequence[Turn], *, context_turns: int = DEFAULT_CONTEXT_TURNS) -> list[TurnPair]:
     """All pairs of one closed conversation's turns (in order), unanswered last pair included.
 
     This is the whole-conversation form of what the session builder emits incrementally.

@@ -18,13 +18,15 @@ from features.conversation import (
     open_conversation,
     summarize,
 )
+from features.pairs import DEFAULT_CONTEXT_TURNS as DEFAULT_CONTEXT_TURNS
 from features.pairs import awaits_response, is_pair, make_pair
 from features.structs import Conversation, Turn, TurnPair
 from features.turns import extend_turn, forms_turn, seal_turn, start_turn
 from messagehooks.schema import Message
+from messagehooks.settings import default
 
-DEFAULT_CONVERSATION_GAP = 1800.0
-DEFAULT_CONTEXT_TURNS = 3
+DEFAULT_CONVERSATION_GAP: float = default("conversation_gap")
+"""The declared default of MESSAGEHOOKS_CONVERSATION_GAP (messagehooks/settings.py)."""
 
 
 class ChatSession(msgspec.Struct, kw_only=True):

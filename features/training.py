@@ -12,24 +12,21 @@ turns), against a `DummyClassifier` on the same folds:
   label = escalated. Features: the first k turns' text and simple counts.
 
 Both learn only from rows whose label is final and unbiased by time (`features.labels`):
-`train_from_store` reads them with `dataset.store.load_final` and says how many it left
-out. The model is an unweighted logistic regression, so its probabilities are calibrated (class
+`dataset.training.train_from_store` reads them with `dataset.store.load_final` and says how
+many it left out. The model is an unweighted logistic regression, so its probabilities are calibrated (class
 weights would move every probability towards the rare class: a Brier score worse than the
 dummy's, docs/dataset.md "Final labels").
 
-`messagehooks train` and notebooks/02-train-baselines.ipynb call `train_from_store`.
+This module reads and writes nothing: `dataset.training` reads the store and saves models;
+`messagehooks train` and notebooks/02-train-baselines.ipynb call it.
 """
 
-import json
-import math
 import platform
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Literal, cast
 
-import joblib
 import numpy as np
 import pandas as pd
 import sklearn
@@ -245,7 +242,7 @@ def train(
 ) -> TrainResult:
     """Evaluate the baseline and the dummy with grouped folds, then fit on everything.
 
-    `table` is used as given: `train_from_store` selects the rows whose labels are final.
+    `table` is used as given: `dataset.training.train_from_store` selects the final rows.
 
     Raises:
         NotEnoughData: too few rows, chats or examples of a class for `folds` honest folds.
@@ -312,54 +309,6 @@ def importances(model: Pipeline, top: int = 15) -> pd.DataFrame:
     coefficients = model.named_steps["model"].coef_[0]
     order = np.argsort(-np.abs(coefficients))[:top]
     return pd.DataFrame({"feature": names[order], "coefficient": coefficients[order]})
-
-
-def save(result: TrainResult, out: Path) -> Path:
-    """model.joblib + metadata.json (dataset version, FEATURE_VERSION, metrics) in `out`."""
-    out.mkdir(parents=True, exist_ok=True)
-    joblib.dump(result.model, out / "model.joblib")
-    (out / "metadata.json").write_text(json.dumps(result.metadata(), indent=2, default=str) + "\n")
-    return out
-
-
-def train_from_store(
-    task: Task,
-    *,
-    version: int | None = None,
-    root: str | None = None,
-    include_open: bool = False,
-    **kwargs: Any,
-) -> TrainResult:
-    """`train` on the final rows of the task's table at `version` (latest when None).
-
-    The result records the versions read and what was left out (`TrainResult.labels`);
-    `include_open` trains on every row instead (their labels may still change: biased).
-
-    Raises:
-        NotEnoughData: too few rows; the message says how many were left out, and why.
-        TableMissing: the task's table has not been written yet.
-    """
-    from dataset import store
-
-    if task not in TASKS:
-        raise ValueError(f"unknown task {task!r}; the tasks are {', '.join(TASKS)}")
-    selection = store.load_final(TASK_TABLE[task], version, root=root, include_open=include_open)
-    try:
-        result = train(task, selection.rows, dataset_version=selection.versions[TASK_TABLE[task]], **kwargs)
-    except NotEnoughData as exc:
-        if selection.left_out == 0:
-            raise
-        raise NotEnoughData(f"{exc} ({selection.summary()})") from exc
-    result.labels = {
-        "versions": selection.versions,
-        "left_out": selection.left_out,
-        "not_final": selection.not_final,
-        "after_horizon": selection.after_horizon,
-        "horizon": None if math.isinf(selection.horizon) else selection.horizon,
-        "include_open": selection.include_open,
-        "summary": selection.summary(),
-    }
-    return result
 
 
 def _last_type(types: Any) -> str:

@@ -18,8 +18,9 @@ def faust_app_settings(settings: Settings) -> dict[str, Any]:
     """``faust.App`` keyword arguments (everything but the app id) for `settings`.
 
     The session timeout is short because Tansu holds every JoinGroup for half of it; the
-    heartbeat is ~0.15 of it, and the request timeout is at least the session timeout (Faust
-    refuses less) and more than its half (Tansu's join wait). ``at_least_once`` unless
+    heartbeat is a fraction of it (`Settings.heartbeat_interval`, the sink's too), and the
+    request timeout is at least the session timeout (Faust refuses less) and more than its half
+    (Tansu's join wait). ``at_least_once`` unless
     ``exactly_once`` is asked for, on Apache Kafka only (`processing_guarantee`); the dataset is
     exactly once either way, by the idempotent sink. Call
     `streams.patches.apply_faust_fixes` before the app starts, with ``transactions``
@@ -35,7 +36,7 @@ def faust_app_settings(settings: Settings) -> dict[str, Any]:
     return {
         "broker": f"kafka://{settings.bootstrap}",
         "broker_session_timeout": session,
-        "broker_heartbeat_interval": round(max(0.1, session * 0.15), 3),
+        "broker_heartbeat_interval": settings.heartbeat_interval,
         # Faust's default (90 s); aiokafka also bounds JoinGroup with it, which a real Kafka
         # holds for up to the rebalance timeout (60 s).
         "broker_request_timeout": max(90.0, session),

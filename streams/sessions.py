@@ -27,10 +27,13 @@ from features.session import (
 )
 from features.structs import Conversation, Turn, TurnPair
 from messagehooks.schema import Message
+from messagehooks.settings import default
 
 OrderKey = tuple[float, int, str]
 
 _NO_RAW = msgspec.Raw(b"null")
+DEFAULT_ALLOWED_LATENESS: float = default("allowed_lateness")
+"""The declared default of MESSAGEHOOKS_ALLOWED_LATENESS (messagehooks/settings.py)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -47,7 +50,7 @@ class SessionSettings:
     """
 
     conversation_gap: float = DEFAULT_CONVERSATION_GAP
-    allowed_lateness: float = 10.0
+    allowed_lateness: float = DEFAULT_ALLOWED_LATENESS
     context_turns: int = DEFAULT_CONTEXT_TURNS
     dedup_window: int = 1000
 

@@ -105,7 +105,7 @@ class DatasetSink:
             auto_offset_reset="earliest",
             # Joins take half the session on Tansu; same setting as the workers.
             session_timeout_ms=int(self.settings.session_timeout * 1000),
-            heartbeat_interval_ms=max(100, int(self.settings.session_timeout * 150)),
+            heartbeat_interval_ms=round(self.settings.heartbeat_interval * 1000),
             max_partition_fetch_bytes=4 * 1024 * 1024,
             fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
             # Only committed transactions (a worker with exactly_once); Tansu has no transactions.

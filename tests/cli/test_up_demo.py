@@ -1,5 +1,11 @@
 """`up` with simulated traffic: a short conversation gap (unless one is set) that every child shares."""
 
+import json
+import os
+from typing import Any
+
+from cli import supervisor
+from cli.devtool_commands import simulator_token
 from cli.main import build_parser
 from cli.status import Status
 from cli.supervisor import (
@@ -47,3 +53,28 @@ def test_up_runs_the_simulator_without_an_end_of_its_own():
 
 def test_the_help_of_the_gap_names_the_demo_gap():
     assert f"`up` uses {DEMO_CONVERSATION_GAP:g} while it simulates" in SETTINGS_HELP["CONVERSATION_GAP"]
+
+
+def test_up_hands_the_simulator_its_hook_token_in_the_environment_never_in_argv(monkeypatch):
+    """A command line is readable by every local user (ps); the environment is not."""
+    secret = "s3cret-hook-token"
+    monkeypatch.setenv("MESSAGEHOOKS_HOOKS", json.dumps([{"name": "shop", "tokens": [secret]}]))
+    settings = load_settings(os.environ)
+    started: dict[str, Any] = {}
+
+    class Started:
+        pid = 1
+
+        def __init__(self, argv: list[str], **kwargs: Any) -> None:
+            started.update(argv=argv, env=kwargs["env"])
+
+    monkeypatch.setattr(supervisor.subprocess, "Popen", Started)
+    supervisor.spawn(
+        "simulate",
+        _simulate_args("http://127.0.0.1:8000", settings.hooks[0], 5.0),
+        child_environment(settings),
+    )
+    assert not any(secret in arg for arg in started["argv"]), started["argv"]
+    child = load_settings(started["env"])
+    args = build_parser(child).parse_args(started["argv"][3:])  # after `python -m messagehooks`
+    assert simulator_token(child, args) == secret

@@ -16,6 +16,7 @@ from features.structs import Conversation, TurnPair
 from messagehooks.errors import MessageHooksError
 from messagehooks.pii import mask_pii
 from messagehooks.schema import Message
+from messagehooks.settings import load_settings
 from tests.factories import BASE_TS, example_chat, message
 
 EMAIL = "ana.garcia@example.com"
@@ -141,12 +142,14 @@ def test_a_table_not_written_yet_is_a_clear_error(tmp_path):
         store.versions(root, "conversations")
 
 
-def test_load_defaults_to_the_settings_dataset_root(tmp_path, monkeypatch):
-    monkeypatch.delenv("MESSAGEHOOKS_DATASET_URI", raising=False)
-    monkeypatch.setenv("MESSAGEHOOKS_DATA_DIR", str(tmp_path))
+def test_load_reads_the_root_its_caller_resolved_from_the_settings(tmp_path):
+    """The store reads no environment: a notebook passes ``load_settings().dataset_root``."""
+    root = load_settings({"MESSAGEHOOKS_DATA_DIR": str(tmp_path)}).dataset_root
     rows = _pair_rows("env")
     store.write(str(tmp_path / "datasets"), "turn_pairs", store.rows_to_arrow("turn_pairs", rows))
-    assert len(store.load("turn_pairs")) == len(rows)
+    assert len(store.load("turn_pairs", root=root)) == len(rows)
+    with pytest.raises(TypeError, match="root"):
+        store.load("turn_pairs")  # type: ignore[call-arg]  # no root on purpose: there is no default
 
 
 # --- application transactions (the sink's offsets) ---------------------------------------------

@@ -10,11 +10,12 @@ from hypothesis import strategies as st
 
 from cli.main import main
 from dataset import store
+from dataset.training import save, train_from_store
 from devtools.simulate import SimulationOptions
 from features.batch import build_dataset, pairs_frame
 from features.labels import conversation_starts
 from features.structs import FEATURE_VERSION
-from features.training import NotEnoughData, dropoff_frame, grouped_folds, save, train, train_from_store
+from features.training import NotEnoughData, dropoff_frame, grouped_folds, train
 from messagehooks.schema import Message
 from messagehooks.settings import Hook
 from messagehooks.validation import normalize

@@ -11,7 +11,17 @@ import sys
 from pathlib import Path
 
 CHECKOUT = Path(__file__).resolve().parents[2]
-PACKAGES = ("pyproject.toml", "messagehooks", "features", "ingest", "streams", "notebooks")
+PACKAGES = (
+    "pyproject.toml",
+    "messagehooks",
+    "features",
+    "ingest",
+    "streams",
+    "dataset",
+    "devtools",
+    "cli",
+    "notebooks",
+)
 """What a checkout needs to run: the project file that marks its root, the packages, the notebooks."""
 
 

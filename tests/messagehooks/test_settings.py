@@ -3,7 +3,16 @@ import json
 import pytest
 
 from messagehooks.errors import ConfigError
-from messagehooks.settings import DEV_HOOK, load_settings, open_hook_warnings, parse_hooks, require_hooks
+from messagehooks.settings import (
+    DEV_HOOK,
+    SETTINGS,
+    SETTINGS_HELP,
+    Settings,
+    load_settings,
+    open_hook_warnings,
+    parse_hooks,
+    require_hooks,
+)
 
 
 def test_defaults_use_the_embedded_broker_and_a_dev_hook():
@@ -157,3 +166,64 @@ def test_malformed_number_names_the_variable():
         load_settings({"MESSAGEHOOKS_PARTITIONS": "six"})
     with pytest.raises(ConfigError, match="MESSAGEHOOKS_PARTITIONS"):
         load_settings({"MESSAGEHOOKS_PARTITIONS": "0"})
+
+
+def test_each_setting_is_declared_once_and_the_loader_help_and_docs_read_that_declaration(
+    monkeypatch, capsys
+):
+    """Variable, type, default and help live in one `setting(...)`: change it, and all three follow."""
+    import dataclasses
+
+    from cli.main import main
+    from docgen.config import config_markdown
+
+    defaults = Settings()
+    for field in dataclasses.fields(Settings):
+        if field.name == "hooks_configured":
+            assert field.name not in SETTINGS  # derived by the loader, no variable of its own
+            continue
+        declaration = SETTINGS[field.name]
+        assert declaration.variable == f"MESSAGEHOOKS_{field.name.upper()}"
+        assert SETTINGS_HELP[declaration.env] == declaration.help
+        if declaration.unset is None:  # a plain default: the dataclass's is the declaration's
+            assert getattr(defaults, field.name) == declaration.default
+            if declaration.cast in (int, float):
+                with pytest.raises(ConfigError, match=declaration.variable):
+                    load_settings({declaration.variable: "many"})
+
+    changed = dataclasses.replace(SETTINGS["broker_port"], default=29_092, help="a changed help")
+    monkeypatch.setitem(SETTINGS, "broker_port", changed)
+    monkeypatch.delenv("MESSAGEHOOKS_BROKER_PORT", raising=False)
+    assert load_settings({}).broker_port == 29_092
+    assert "| `MESSAGEHOOKS_BROKER_PORT` | int | `29092` | a changed help |" in config_markdown()
+    with pytest.raises(SystemExit):
+        main(["broker", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "a changed help (default: 29092) [env: MESSAGEHOOKS_BROKER_PORT]" in shown
+
+
+def test_the_session_code_takes_its_defaults_from_the_declarations():
+    """No second literal for a setting's default in features/ or streams/."""
+    import inspect
+
+    from features.pairs import pair_turns
+    from features.session import DEFAULT_CONTEXT_TURNS, DEFAULT_CONVERSATION_GAP, sessionize
+    from streams.sessions import SessionSettings
+
+    session = SessionSettings()
+    assert (session.conversation_gap, session.allowed_lateness, session.context_turns) == (
+        SETTINGS["conversation_gap"].default,
+        SETTINGS["allowed_lateness"].default,
+        SETTINGS["context_turns"].default,
+    )
+    assert (DEFAULT_CONVERSATION_GAP, DEFAULT_CONTEXT_TURNS) == (
+        SETTINGS["conversation_gap"].default,
+        SETTINGS["context_turns"].default,
+    )
+    assert inspect.signature(sessionize).parameters["conversation_gap"].default == DEFAULT_CONVERSATION_GAP
+    assert inspect.signature(pair_turns).parameters["context_turns"].default == DEFAULT_CONTEXT_TURNS
+
+
+def test_workers_and_sink_share_one_heartbeat_rule():
+    assert Settings(session_timeout=2.0).heartbeat_interval == 0.3
+    assert Settings(session_timeout=0.4).heartbeat_interval == 0.1  # never below 0.1 s
