@@ -274,6 +274,18 @@ class Walk:
         self.note(section, "Ctrl-C in make run", time.monotonic() - started, f"exit {code}")
         assert code == 0, f"make run after Ctrl-C: exit {code}\n{self.pipeline_log()}"
 
+    def abandon_pipeline(self) -> None:
+        """After a failed step: Ctrl-C as a user would (`up` stops its children, which run in process
+        groups of their own, so a SIGKILL of make's group alone would orphan them), then SIGKILL; reaped."""
+        if self.pipeline is not None and self.pipeline.poll() is None:
+            os.killpg(self.pipeline.pid, signal.SIGINT)
+            try:
+                self.pipeline.wait(STOP_BOUND)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.pipeline.pid, signal.SIGKILL)
+                self.pipeline.wait()
+        self.pipeline = None
+
     def pipeline_log(self) -> str:
         return (self.logs / "make-run.log").read_text(errors="replace")[-4000:]
 
@@ -419,8 +431,7 @@ def test_readme_walk(engine, tmp_path):
             walk.do(command)
         walk.stop_pipeline("(end of the walk)")
     finally:
-        if walk.pipeline is not None and walk.pipeline.poll() is None:
-            os.killpg(walk.pipeline.pid, signal.SIGKILL)
+        walk.abandon_pipeline()
         print(f"\nREADME walk on {engine} (time x{SCALE:g}: {COMPRESSED}):")
         print("\n".join(timing.line() for timing in walk.report))
     datasets = checkout / "data" / "datasets"
