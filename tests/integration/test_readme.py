@@ -61,6 +61,13 @@ COMPRESSED = {
     "SIMULATE_TIME_SCALE": f"{DEFAULTS.simulate_time_scale / SCALE:g}",
     "SIMULATE_RATE": f"{DEFAULTS.simulate_rate * SCALE:g}",
 }
+
+
+def offline_hugging_face(tmp_path: Path) -> dict[str, str]:
+    """The export steps' `datasets` offline (as the test machine is), its cache in the test's tmp_path."""
+    return {"HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "huggingface")}
+
+
 README_PORT = "127.0.0.1:8000"
 SUBSTITUTIONS = ((README_PORT, "127.0.0.1:{port}"),)
 """Text replaced in a command before it runs: the ingest listens on a free port, not 8000."""
@@ -412,6 +419,7 @@ def test_readme_walk(engine, tmp_path):
         **fresh_terminal,
         **imported_from(checkout),
         **{ENV_PREFIX + k: v for k, v in {**ports, **COMPRESSED, "BROKER_ENGINE": engine}.items()},
+        **offline_hugging_face(tmp_path),
     }
     walk = Walk(checkout, env, int(ports["PORT"]), tmp_path)
     try:
