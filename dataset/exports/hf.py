@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dataset.exports.source import Source, label_rates, masking_counts
@@ -33,11 +34,11 @@ def export_hf(source: Source, out: Path) -> dict[str, int]:
     for split, rows in parts.items():
         pq.write_table(rows, out / data_file(split))
         sizes[split] = rows.num_rows
-    (out / "README.md").write_text(card(source, sizes), encoding="utf-8")
+    (out / "README.md").write_text(card(source, parts), encoding="utf-8")
     return sizes
 
 
-def card(source: Source, sizes: dict[str, int]) -> str:
+def card(source: Source, parts: dict[str, pa.Table]) -> str:
     """The dataset card: the YAML header `datasets` reads, and what a reader needs to trust the rows."""
     from datasets import DatasetInfo, Features, SplitDict, SplitInfo
     from datasets.info import DatasetInfosDict
@@ -45,20 +46,20 @@ def card(source: Source, sizes: dict[str, int]) -> str:
     from huggingface_hub import DatasetCardData
 
     splits = SplitDict()
-    for split, rows in source.split_rows().items():
+    for split, rows in parts.items():
         splits.add(SplitInfo(split, num_bytes=rows.nbytes, num_examples=rows.num_rows))
     info = DatasetInfo(features=Features.from_arrow_schema(source.rows.schema), splits=splits)
     header = DatasetCardData(pretty_name=f"messagehooks {source.table}")
     DatasetInfosDict({"default": info}).to_dataset_card_data(header)
-    data_files = [{"split": split, "path": data_file(split)} for split in sizes]
+    data_files = [{"split": split, "path": data_file(split)} for split in parts]
     MetadataConfigs({"default": {"data_files": data_files}}).to_dataset_card_data(header)
-    return f"---\n{header.to_yaml()}\n---\n\n{_body(source, sizes)}"
+    return f"---\n{header.to_yaml()}\n---\n\n{_body(source, parts)}"
 
 
-def _body(source: Source, sizes: dict[str, int]) -> str:
+def _body(source: Source, parts: dict[str, pa.Table]) -> str:
     selection = source.selection
     versions = ", ".join(f"`{table}` version {version}" for table, version in selection.versions.items())
-    rates = {split: label_rates(source, rows) for split, rows in source.split_rows().items()}
+    rates = {split: label_rates(source, rows) for split, rows in parts.items()}
     facts: dict[str, Any] = {
         "table": source.table,
         "dataset versions read": versions,
@@ -77,7 +78,9 @@ def _body(source: Source, sizes: dict[str, int]) -> str:
     ]
     lines += [f"- {name}: {value}" for name, value in facts.items()]
     lines += ["", "## Rows and label rates per split", "", "| split | rows | label rates |", "|---|---|---|"]
-    lines += [f"| {split} | {sizes[split]} | `{json.dumps(rates[split])}` |" for split in sizes]
+    lines += [
+        f"| {split} | {rows.num_rows} | `{json.dumps(rates[split])}` |" for split, rows in parts.items()
+    ]
     lines += ["", "## Masked personal data", "", "| mask | occurrences |", "|---|---|"]
     lines += [f"| `{mask}` | {count} |" for mask, count in masking_counts(source.rows).items()]
     return "\n".join(lines) + "\n"

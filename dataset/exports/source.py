@@ -55,19 +55,33 @@ def read_source(
 ) -> Source:
     """The final rows of `table` at `version` (latest: None), in event-time order, with their split.
 
+    `load_final` selects on the few columns the labels need; the rows themselves stay Arrow
+    (a round trip of nested columns through pandas cost more than the whole write).
+
     Raises:
         TableMissing: `table` has not been written yet.
         UnknownTable: `table` carries no labels.
     """
-    selection = store.load_final(table, version, root=root, include_open=include_open)
     table_spec = store.spec(table)
-    frame = selection.rows.sort_values([table_spec.time_column, table_spec.key], kind="stable")
-    frame = frame.assign(**{SPLIT_COLUMN: splits_of(frame["chat_id"].astype(str), spec)})
-    schema = table_spec.schema.append(pa.field(LABEL_FINAL, pa.bool_())).append(
-        pa.field(SPLIT_COLUMN, pa.string())
-    )
-    rows = pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)
+    key, time_column = table_spec.key, table_spec.time_column
+    selection = store.load_final(table, version, root=root, include_open=include_open, columns=[key])
+    rows = store.read(store.open_table(root, table, selection.versions[table]))
+    final_keys = pa.array(selection.rows.loc[selection.rows[LABEL_FINAL], key], pa.string())
+    final = pc.is_in(rows[key], value_set=final_keys)
+    if not include_open:
+        rows = rows.filter(pc.is_in(rows[key], value_set=pa.array(selection.rows[key], pa.string())))
+        final = pc.is_in(rows[key], value_set=final_keys)
+    rows = rows.append_column(pa.field(LABEL_FINAL, pa.bool_()), final)
+    rows = rows.append_column(pa.field(SPLIT_COLUMN, pa.string()), split_column(rows["chat_id"], spec))
+    rows = rows.sort_by([(time_column, "ascending"), (key, "ascending")])
     return Source(table, rows, selection, spec)
+
+
+def split_column(chat_ids: pa.ChunkedArray, spec: SplitSpec) -> pa.Array:
+    """The split of each chat id (each distinct id hashed once, by `features.splits`)."""
+    distinct = pc.unique(chat_ids)
+    splits = pa.array(splits_of(distinct.to_pylist(), spec), pa.string())
+    return splits.take(pc.index_in(chat_ids, value_set=distinct))
 
 
 def masking_counts(rows: pa.Table) -> dict[str, int]:
