@@ -66,11 +66,12 @@ def read_source(
     key, time_column = table_spec.key, table_spec.time_column
     selection = store.load_final(table, version, root=root, include_open=include_open, columns=[key])
     rows = store.read(store.open_table(root, table, selection.versions[table]))
-    final_keys = pa.array(selection.rows.loc[selection.rows[LABEL_FINAL], key], pa.string())
-    final = pc.is_in(rows[key], value_set=final_keys)
-    if not include_open:
-        rows = rows.filter(pc.is_in(rows[key], value_set=pa.array(selection.rows[key], pa.string())))
+    if include_open:  # every row, marked
+        final_keys = pa.array(selection.rows.loc[selection.rows[LABEL_FINAL], key], pa.string())
         final = pc.is_in(rows[key], value_set=final_keys)
+    else:  # the rows selected, all final
+        rows = rows.filter(pc.is_in(rows[key], value_set=pa.array(selection.rows[key], pa.string())))
+        final = pa.array([True] * rows.num_rows, pa.bool_())
     rows = rows.append_column(pa.field(LABEL_FINAL, pa.bool_()), final)
     rows = rows.append_column(pa.field(SPLIT_COLUMN, pa.string()), split_column(rows["chat_id"], spec))
     rows = rows.sort_by([(time_column, "ascending"), (key, "ascending")])
