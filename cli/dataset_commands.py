@@ -114,8 +114,11 @@ def run_dataset(settings: Settings, args: argparse.Namespace) -> int:
     elif args.action == "export" and args.fmt in TRAINING_FORMATS:
         _export_for_training(settings, args)
     elif args.action == "export":
-        if args.table is None or args.table_option is not None:
-            raise ConfigError(f"name the table: dataset export TABLE OUT --format {args.fmt}")
+        if args.table is None or args.table_option is not None or args.include_open:
+            raise ConfigError(
+                f"name the table: dataset export TABLE OUT --format {args.fmt} (every row as stored: "
+                "--table and --include-open are for --format hf and chat-jsonl)"
+            )
         rows = maintenance.export(root, args.table, args.out, version=args.version, fmt=args.fmt)
         sys.stderr.write(f"exported {rows} rows of {args.table} to {args.out}\n")
     else:

@@ -148,13 +148,14 @@ def test_the_split_settings_decide_the_splits(root, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize(
-    ("argv", "needle"),
+    ("before", "after", "needle"),
     [
-        (["--format", "chat-jsonl", "--table", "turn_pairs"], "chat-jsonl exports conversations"),
-        (["messages", "--format", "hf"], "hf exports turn_pairs or conversations, not messages"),
-        (["--format", "parquet"], "name the table"),
+        (["--format", "chat-jsonl"], ["--table", "turn_pairs"], "chat-jsonl exports conversations"),
+        (["messages"], ["--format", "hf"], "hf exports turn_pairs or conversations, not messages"),
+        ([], ["--format", "parquet"], "name the table"),
+        (["messages"], ["--include-open", "--format", "csv"], "--include-open are for --format hf"),
     ],
 )
-def test_export_refuses_a_table_the_format_cannot_hold(root, tmp_path, capsys, argv, needle):
-    assert main(["dataset", "export", *argv[:-2], str(tmp_path / "x"), *argv[-2:]]) == 2
+def test_export_refuses_a_table_the_format_cannot_hold(root, tmp_path, capsys, before, after, needle):
+    assert main(["dataset", "export", *before, str(tmp_path / "x"), *after]) == 2
     assert needle in capsys.readouterr().err
