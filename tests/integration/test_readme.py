@@ -117,18 +117,20 @@ def test_every_readme_command_has_a_handling():
 def test_commands_are_read_as_a_shell_reads_them():
     readme = (
         "## Run it\n```sh\nmake run   # 1. after 3 minutes\ncurl -d '#x' \\\n  URL\n# {\"ok\":…}\n\n"
-        "# a note\nnew-tool --flag\n```\n## Test it\n```sh\nmake test\n```\n"
+        "# a note\nnew-tool --flag\npython -c 'import x  # not a comment\nprint(x)'  # a comment\n"
+        "```\n## Test it\n```sh\nmake test\n```\n"
     )
     found = commands(readme)
     assert [(c.text, c.comment, c.expected) for c in found] == [
         ("make run", "1. after 3 minutes", ""),
         ("curl -d '#x' \\\n  URL", "", '{"ok":…}'),
         ("new-tool --flag", "", ""),
+        ("python -c 'import x  # not a comment\nprint(x)'", "a comment", ""),
     ]
     assert found[0].waits_minutes() == 3.0
     assert found[1].expects('{"ok":1}\n')
     assert not found[1].expects('{"error":1}')
-    assert [handling(c) is None for c in found] == [False, False, True]
+    assert [handling(c) is None for c in found] == [False, False, True, True]
 
 
 @dataclass
