@@ -35,6 +35,7 @@ BENCHMARKS: list[tuple[str, list[str], list[str]]] = [
     ("bench_backfill", ["--messages", "1000000", "--repeat", "3"], ["--messages", "100000", "--repeat", "1"]),
     ("bench_memory", ["--chats", "100000"], ["--chats", "10000"]),
     ("bench_upkeep", ["--commits", "2250", "--repeat", "5"], ["--commits", "300", "--repeat", "2"]),
+    ("bench_exports", ["--messages", "300000", "--repeat", "3"], ["--messages", "30000", "--repeat", "1"]),
 ]  # fmt: skip
 
 PER_ENGINE = ("bench_ingest", "bench_stream", "bench_sink")
@@ -59,6 +60,10 @@ KEYS = [
     "worker_rss_mb",
     "upkeep_live_files",
     "upkeep_load_speedup",
+    "export_hf_rows_per_s",
+    "export_hf_vs_parquet",
+    "export_chat_jsonl_rows_per_s",
+    "export_chat_jsonl_vs_parquet",
 ]
 
 ENGINE_KEYS = [

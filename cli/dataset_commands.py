@@ -13,6 +13,9 @@ from cli.flags import Commands, dataset_location, setting_flag
 from messagehooks.errors import ConfigError, MessageHooksError
 from messagehooks.settings import ENV_PREFIX, Settings
 
+TRAINING_FORMATS = ("hf", "chat-jsonl")
+"""Formats of the final rows of a version with their splits (dataset/exports/)."""
+
 
 def add_dataset(commands: Commands, settings: Settings) -> None:
     """``messagehooks dataset ACTION``."""
@@ -27,11 +30,30 @@ def add_dataset(commands: Commands, settings: Settings) -> None:
     stats = actions.add_parser(
         "stats", help="rows per table, pairs by role, answered rate, dead letters by reason"
     )
-    export = actions.add_parser("export", help="write a table (at a version) to parquet, jsonl or csv")
-    export.add_argument("table", help="messages, turn_pairs, conversations or dead_letters")
-    export.add_argument("out", type=Path, help="output file")
+    export = actions.add_parser(
+        "export",
+        help="write a table (at a version) to parquet, jsonl or csv, or its final rows by split "
+        "for training: hf (a Hugging Face datasets folder) or chat-jsonl (one conversation a line)",
+    )
+    export.add_argument(
+        "table", nargs="?", default=None, help="messages, turn_pairs, conversations or dead_letters"
+    )
+    export.add_argument("out", type=Path, help="output file (hf: a folder)")
     export.add_argument("--version", type=int, default=None, help="table version (default: latest)")
-    export.add_argument("--format", choices=["parquet", "jsonl", "csv"], default="parquet", dest="fmt")
+    export.add_argument(
+        "--format", choices=["parquet", "jsonl", "csv", *TRAINING_FORMATS], default="parquet", dest="fmt"
+    )
+    export.add_argument(
+        "--table",
+        dest="table_option",
+        choices=["turn_pairs", "conversations"],
+        help="hf: the table (default: turn_pairs, the drop-off task); chat-jsonl: conversations",
+    )
+    export.add_argument(
+        "--include-open",
+        action="store_true",
+        help="hf, chat-jsonl: also export rows whose label is not final yet (marked by label_final)",
+    )
     compact = actions.add_parser("compact", help="merge small files, vacuum files older than the retention")
     setting_flag(compact, "--retention-hours", "retention_hours", settings)
     for action in (versions, stats, export, compact):
@@ -89,13 +111,49 @@ def run_dataset(settings: Settings, args: argparse.Namespace) -> int:
             )
     elif args.action == "stats":
         sys.stdout.write(json.dumps(maintenance.stats(root), indent=2) + "\n")
+    elif args.action == "export" and args.fmt in TRAINING_FORMATS:
+        _export_for_training(settings, args)
     elif args.action == "export":
+        if args.table is None or args.table_option is not None or args.include_open:
+            raise ConfigError(
+                f"name the table: dataset export TABLE OUT --format {args.fmt} (every row as stored: "
+                "--table and --include-open are for --format hf and chat-jsonl)"
+            )
         rows = maintenance.export(root, args.table, args.out, version=args.version, fmt=args.fmt)
         sys.stderr.write(f"exported {rows} rows of {args.table} to {args.out}\n")
     else:
         report = maintenance.compact(root, retention_hours=settings.retention_hours)
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
     return 0
+
+
+def _export_for_training(settings: Settings, args: argparse.Namespace) -> None:
+    """The final rows of a table version, each with its chat's split, as a training set."""
+    from dataset.exports.chat_jsonl import export_chat_jsonl
+    from dataset.exports.hf import export_hf
+    from dataset.exports.source import read_source
+    from features.splits import SplitSpec
+
+    default = "turn_pairs" if args.fmt == "hf" else "conversations"
+    named = {name for name in (args.table, args.table_option) if name is not None}
+    table = named.pop() if len(named) == 1 else default if not named else None
+    if table not in ("turn_pairs", "conversations") or (args.fmt == "chat-jsonl" and table != default):
+        raise ConfigError(
+            f"--format {args.fmt} exports {'turn_pairs or conversations' if args.fmt == 'hf' else default}, "
+            f"not {' and '.join(sorted(named)) or table}"
+        )
+    source = read_source(
+        settings.dataset_root,
+        "turn_pairs" if table == "turn_pairs" else "conversations",
+        version=args.version,
+        spec=SplitSpec.from_settings(settings),
+        include_open=args.include_open,
+    )
+    sizes = (export_hf if args.fmt == "hf" else export_chat_jsonl)(source, args.out)
+    counts = ", ".join(f"{split} {rows}" for split, rows in sizes.items()) or "no rows"
+    sys.stderr.write(
+        f"exported {table} version {source.version} to {args.out} ({counts}); {source.selection.summary()}\n"
+    )
 
 
 def run_train(settings: Settings, args: argparse.Namespace) -> int:

@@ -204,6 +204,7 @@ def load_final(
     *,
     root: str,
     include_open: bool = False,
+    columns: list[str] | None = None,
 ) -> "Selection":
     """The rows of `turn_pairs` or `conversations` whose labels a model can trust.
 
@@ -217,6 +218,8 @@ def load_final(
         version: The version of `table` (default: the latest).
         root: The dataset root (the caller's settings resolve it).
         include_open: Keep every row, with its `label_final` flag; only count the others.
+        columns: Only these columns of `table` (with those the selection reads: its key and
+            `features.labels.PAIR_COLUMNS` or `CONVERSATION_COLUMNS`); default: all.
 
     Raises:
         TableMissing: `table` has not been written yet.
@@ -229,7 +232,9 @@ def load_final(
         ("conversations", CONVERSATION_COLUMNS) if table == "turn_pairs" else ("turn_pairs", PAIR_COLUMNS)
     )
     delta = open_table(root, table, version)
-    frames: dict[str, pd.DataFrame] = {table: read(delta).to_pandas()}
+    own = PAIR_COLUMNS if table == "turn_pairs" else CONVERSATION_COLUMNS
+    wanted = None if columns is None else list(dict.fromkeys([*own, *columns]))
+    frames: dict[str, pd.DataFrame] = {table: read(delta, wanted).to_pandas()}
     versions: dict[str, int | None] = {table: int(delta.version()), other: None}
     if exists(root, other):
         other_delta = open_table(root, other)

@@ -1,4 +1,4 @@
-"""JSON Schemas (draft 2020-12) of every topic's records, generated from the msgspec structs.
+"""JSON Schemas (draft 2020-12) of every topic's records and export lines, made from msgspec structs.
 
 The committed files in ``docs/schemas/<topic>.v<SCHEMA_VERSION>.json`` are the published
 contract (docs/topics.md, docs/asyncapi.yaml); ``tests/contracts/test_schemas.py`` fails when
@@ -23,6 +23,7 @@ from typing import Any
 
 import msgspec
 
+from features.chat import ChatLine
 from features.structs import Conversation, TurnPair
 from messagehooks.schema import SCHEMA_VERSION, DeadLetterRecord, Message, RawRecord
 from messagehooks.topics import Topics
@@ -161,14 +162,46 @@ def topic_schema(topic: str) -> dict[str, Any]:
     return schema
 
 
+EXPORT_RECORDS: dict[str, tuple[type[msgspec.Struct], str]] = {
+    "chat-jsonl": (
+        ChatLine,
+        "One line of `messagehooks dataset export --format chat-jsonl`: a closed conversation as "
+        'role-tagged messages, PII masked as in the tables (docs/dataset.md, "Exports").',
+    ),
+}
+"""The record of each export format with lines, and what a line is (not a topic: no schema_version)."""
+
+
+def export_schema(name: str) -> dict[str, Any]:
+    """The JSON Schema of a line of the export format `name` (e.g. ``chat-jsonl``)."""
+    record_type, description = EXPORT_RECORDS[name]
+    _, components = msgspec.json.schema_components([record_type], ref_template="#/$defs/{name}")
+    for component in components.values():
+        component.pop("title", None)
+        if "description" in component:
+            component["description"] = inspect.cleandoc(component["description"])
+    root = components.pop(record_type.__name__)
+    schema: dict[str, Any] = {
+        "$schema": JSON_SCHEMA_DIALECT,
+        "$id": SCHEMA_ID_BASE + schema_filename(name),
+        "title": f"{name} line ({record_type.__name__})",
+        "description": description,
+        **{key: value for key, value in root.items() if key != "description"},
+    }
+    if components:
+        schema["$defs"] = dict(sorted(components.items()))
+    return schema
+
+
 def render(schema: dict[str, Any]) -> str:
     """The text of a schema file (stable: indented, trailing newline)."""
     return json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
 
 
 def generated() -> dict[str, str]:
-    """File name -> text of every topic's schema, as the code defines them now."""
-    return {schema_filename(topic): render(topic_schema(topic)) for topic in topic_names()}
+    """File name -> text of every topic's schema and every export line's, as the code defines them now."""
+    topics = {schema_filename(topic): render(topic_schema(topic)) for topic in topic_names()}
+    return topics | {schema_filename(name): render(export_schema(name)) for name in EXPORT_RECORDS}
 
 
 def write_schemas(directory: Path = SCHEMA_DIR) -> list[Path]:

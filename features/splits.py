@@ -13,12 +13,16 @@ from dataclasses import dataclass
 from typing import Literal
 
 from messagehooks.errors import ConfigError
+from messagehooks.settings import Settings, default
+from messagehooks.variables import check_proportions
 
 Split = Literal["train", "validation", "test"]
 SPLITS: tuple[Split, ...] = ("train", "validation", "test")
 
-DEFAULT_SEED = "messagehooks-splits-1"
-DEFAULT_PROPORTIONS = (0.8, 0.1, 0.1)
+DEFAULT_SEED: str = default("split_seed")
+"""The declared default of MESSAGEHOOKS_SPLIT_SEED (messagehooks/settings.py)."""
+DEFAULT_PROPORTIONS: tuple[float, float, float] = default("split_proportions")
+"""The declared default of MESSAGEHOOKS_SPLIT_PROPORTIONS."""
 
 _BUCKETS = 1 << 64
 
@@ -31,32 +35,20 @@ class SplitSpec:
     proportions: tuple[float, float, float] = DEFAULT_PROPORTIONS
 
     def __post_init__(self) -> None:
-        if len(self.proportions) != len(SPLITS) or any(share < 0 for share in self.proportions):
-            raise ConfigError(f"split proportions must be three shares >= 0, got {self.proportions}")
-        if abs(sum(self.proportions) - 1.0) > 1e-9:
-            raise ConfigError(
-                f"split proportions must sum to 1, got {self.proportions} = {sum(self.proportions)}"
-            )
+        check_proportions(self.proportions)  # the one check, shared with the setting's converter
         if not self.seed:
             raise ConfigError("the split seed must not be empty")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "SplitSpec":
+        """The split MESSAGEHOOKS_SPLIT_SEED and MESSAGEHOOKS_SPLIT_PROPORTIONS configure."""
+        return cls(settings.split_seed, settings.split_proportions)
 
     @property
     def bounds(self) -> tuple[int, int]:
         """The hash values where train ends and where validation ends."""
         train, validation, _ = self.proportions
         return round(train * _BUCKETS), round((train + validation) * _BUCKETS)
-
-
-def parse_proportions(text: str) -> tuple[float, float, float]:
-    """``"0.8,0.1,0.1"`` (train, validation, test) as floats; a clear error otherwise."""
-    parts = [part.strip() for part in text.split(",")]
-    try:
-        shares = tuple(float(part) for part in parts)
-    except ValueError:
-        raise ConfigError(f"split proportions are three numbers like 0.8,0.1,0.1, got {text!r}") from None
-    if len(shares) != len(SPLITS):
-        raise ConfigError(f"split proportions are three numbers (train,validation,test), got {text!r}")
-    return shares[0], shares[1], shares[2]
 
 
 def _bucket(chat_id: str, seed: str) -> int:

@@ -27,7 +27,9 @@ from messagehooks.variables import (
     Declaration,
     above_zero,
     declarations,
+    not_empty,
     not_negative,
+    parse_proportions,
     positive,
     seconds,
     setting,
@@ -72,6 +74,13 @@ def _optional_uri(value: str) -> str | None:
 
 def _data_dir(value: str) -> Path:
     return absolute_path(value.strip()) if value.strip() else default_data_dir()
+
+
+def _proportions(value: str) -> tuple[float, float, float]:
+    return parse_proportions(value) if value.strip() else SPLIT_PROPORTIONS
+
+
+SPLIT_PROPORTIONS = (0.8, 0.1, 0.1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +170,19 @@ class Settings:
         10.0, help="seconds of event time a message may arrive late and still be ordered"
     )
     context_turns: int = setting(3, help="turns of context kept with each turn pair")
+    split_seed: str = setting(
+        "messagehooks-splits-1",
+        help="seed of each chat's train/validation/test split (a keyed hash of its chat id, "
+        "features/splits.py); another seed, another assignment",
+        check=not_empty,
+    )
+    split_proportions: tuple[float, float, float] = setting(
+        SPLIT_PROPORTIONS,
+        help="shares of chats in train, validation and test, summing to 1",
+        convert=_proportions,
+        unset=f"`{','.join(map(str, SPLIT_PROPORTIONS))}`",
+        type_name="train,validation,test",
+    )
     worker_id: str = setting(
         "messagehooks-streams", help="Faust app id = consumer group of the stream workers"
     )

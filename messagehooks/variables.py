@@ -130,3 +130,31 @@ def seconds(value: float, name: str) -> float:
     if not value > 0:
         raise ConfigError(f"{ENV_PREFIX}{name} must be a number of seconds above 0, got {value}")
     return value
+
+
+def parse_proportions(text: str) -> tuple[float, float, float]:
+    """``"0.8,0.1,0.1"`` (train, validation, test) as checked shares; a clear error otherwise."""
+    parts = [part.strip() for part in text.split(",")]
+    try:
+        shares = tuple(float(part) for part in parts)
+    except ValueError:
+        raise ConfigError(f"split proportions are three numbers like 0.8,0.1,0.1, got {text!r}") from None
+    if len(shares) != 3:
+        raise ConfigError(f"split proportions are three numbers (train,validation,test), got {text!r}")
+    return check_proportions((shares[0], shares[1], shares[2]))
+
+
+def check_proportions(shares: tuple[float, ...]) -> tuple[float, float, float]:
+    """`shares`, if three numbers >= 0 that sum to 1 (train, validation, test)."""
+    if len(shares) != 3 or any(not share >= 0 for share in shares):
+        raise ConfigError(f"split proportions must be three shares >= 0, got {shares}")
+    if abs(sum(shares) - 1.0) > 1e-9:
+        raise ConfigError(f"split proportions must sum to 1, got {shares} = {sum(shares)}")
+    return shares[0], shares[1], shares[2]
+
+
+def not_empty(value: str, name: str) -> str:
+    """`value`, if not blank."""
+    if not value.strip():
+        raise ConfigError(f"{ENV_PREFIX}{name} must not be empty")
+    return value

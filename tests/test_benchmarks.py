@@ -10,6 +10,7 @@ import uuid
 import pytest
 
 from benchmarks.bench_backfill import simulated_messages
+from benchmarks.bench_exports import measure, write_dataset
 from benchmarks.bench_sink import distinct_pairs
 from benchmarks.bench_stream import prefill
 from benchmarks.bench_upkeep import arm
@@ -48,3 +49,14 @@ def test_the_upkeep_benchmark_measures_the_table_it_wrote(tmp_path) -> None:
     result = arm(str(tmp_path), 5, upkeep=True, repeat=1)
     assert (result["commits"], result["live_files"], result["disk_files"]) == (5, 5, 5)
     assert result["upkeep_runs"] == 1  # the first commit's: files counted, the first vacuum
+
+
+def test_the_export_benchmark_measures_each_format_against_parquet(tmp_path) -> None:
+    sizes = write_dataset(str(tmp_path / "datasets"), 2000)
+    assert min(sizes.values()) > 0
+    (tmp_path / "out").mkdir()
+    result = measure(str(tmp_path / "datasets"), tmp_path / "out", repeat=1)
+    for fmt in ("hf", "chat_jsonl"):
+        assert result[f"export_{fmt}_rows_per_s"] > 0
+        ratio = result[f"export_{fmt}_rows_per_s"] / result[f"export_{fmt}_parquet_rows_per_s"]
+        assert result[f"export_{fmt}_vs_parquet"] == ratio

@@ -4,8 +4,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from features.splits import SPLITS, SplitSpec, parse_proportions, split_of, splits_of
+from features.splits import SPLITS, SplitSpec, split_of, splits_of
 from messagehooks.errors import ConfigError
+from messagehooks.settings import load_settings
+from messagehooks.variables import parse_proportions
 
 chat_ids = st.text(min_size=1, max_size=40)
 seeds = st.text(min_size=1, max_size=20)
@@ -76,3 +78,15 @@ def test_proportions_parse(text, expected):
 def test_bad_proportions_are_a_config_error(text):
     with pytest.raises(ConfigError, match="split proportions"):
         SplitSpec(proportions=parse_proportions(text))
+    with pytest.raises(ConfigError, match="split proportions"):
+        load_settings({"MESSAGEHOOKS_SPLIT_PROPORTIONS": text or ","})
+
+
+def test_the_split_comes_from_the_settings():
+    assert SplitSpec.from_settings(load_settings({})) == SplitSpec()
+    spec = SplitSpec.from_settings(
+        load_settings({"MESSAGEHOOKS_SPLIT_SEED": "s2", "MESSAGEHOOKS_SPLIT_PROPORTIONS": "0.6, 0.2, 0.2"})
+    )
+    assert spec == SplitSpec("s2", (0.6, 0.2, 0.2))
+    with pytest.raises(ConfigError, match="SPLIT_SEED must not be empty"):
+        load_settings({"MESSAGEHOOKS_SPLIT_SEED": " "})

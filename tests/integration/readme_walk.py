@@ -80,7 +80,7 @@ def _block_commands(section: str, lines: list[str]) -> list[Command]:
             continue
         else:
             pending = line
-        if pending.endswith("\\"):
+        if pending.endswith("\\") or _scan(pending)[1]:  # continued, or a quote still open
             continue
         text, comment = split_comment(pending)
         output_of = Command(section, text.strip(), comment)
@@ -91,15 +91,21 @@ def _block_commands(section: str, lines: list[str]) -> list[Command]:
 
 def split_comment(line: str) -> tuple[str, str]:
     """`line` and its shell comment: a ``#`` after a blank, outside quotes, starts one."""
+    start, _ = _scan(line)
+    return (line, "") if start is None else (line[:start].rstrip(), line[start + 1 :].strip())
+
+
+def _scan(text: str) -> tuple[int | None, str]:
+    """Where `text`'s shell comment starts (None: it has none), and the quote left open at its end."""
     quote = ""
-    for i, char in enumerate(line):
+    for i, char in enumerate(text):
         if quote:
             quote = "" if char == quote else quote
         elif char in "'\"":
             quote = char
-        elif char == "#" and (i == 0 or line[i - 1].isspace()):
-            return line[:i].rstrip(), line[i + 1 :].strip()
-    return line, ""
+        elif char == "#" and (i == 0 or text[i - 1].isspace()):
+            return i, ""
+    return None, quote
 
 
 def make_recipe(checkout: Path, target: str) -> list[str]:

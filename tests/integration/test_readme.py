@@ -61,6 +61,13 @@ COMPRESSED = {
     "SIMULATE_TIME_SCALE": f"{DEFAULTS.simulate_time_scale / SCALE:g}",
     "SIMULATE_RATE": f"{DEFAULTS.simulate_rate * SCALE:g}",
 }
+
+
+def offline_hugging_face(tmp_path: Path) -> dict[str, str]:
+    """The export steps' `datasets` offline (as the test machine is), its cache in the test's tmp_path."""
+    return {"HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "huggingface")}
+
+
 README_PORT = "127.0.0.1:8000"
 SUBSTITUTIONS = ((README_PORT, "127.0.0.1:{port}"),)
 """Text replaced in a command before it runs: the ingest listens on a free port, not 8000."""
@@ -110,18 +117,20 @@ def test_every_readme_command_has_a_handling():
 def test_commands_are_read_as_a_shell_reads_them():
     readme = (
         "## Run it\n```sh\nmake run   # 1. after 3 minutes\ncurl -d '#x' \\\n  URL\n# {\"ok\":…}\n\n"
-        "# a note\nnew-tool --flag\n```\n## Test it\n```sh\nmake test\n```\n"
+        "# a note\nnew-tool --flag\npython -c 'import x  # not a comment\nprint(x)'  # a comment\n"
+        "```\n## Test it\n```sh\nmake test\n```\n"
     )
     found = commands(readme)
     assert [(c.text, c.comment, c.expected) for c in found] == [
         ("make run", "1. after 3 minutes", ""),
         ("curl -d '#x' \\\n  URL", "", '{"ok":…}'),
         ("new-tool --flag", "", ""),
+        ("python -c 'import x  # not a comment\nprint(x)'", "a comment", ""),
     ]
     assert found[0].waits_minutes() == 3.0
     assert found[1].expects('{"ok":1}\n')
     assert not found[1].expects('{"error":1}')
-    assert [handling(c) is None for c in found] == [False, False, True]
+    assert [handling(c) is None for c in found] == [False, False, True, True]
 
 
 @dataclass
@@ -424,6 +433,7 @@ def test_readme_walk(engine, tmp_path):
         **fresh_terminal,
         **imported_from(checkout),
         **{ENV_PREFIX + k: v for k, v in {**ports, **COMPRESSED, "BROKER_ENGINE": engine}.items()},
+        **offline_hugging_face(tmp_path),
     }
     walk = Walk(checkout, env, int(ports["PORT"]), tmp_path)
     try:
