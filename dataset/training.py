@@ -1,16 +1,12 @@
 """Training on the store: the final rows of a pinned version in, a model and its metadata out.
 
-The models, features and metrics are pure (`features.training`); this is their I/O: the rows
-come from `dataset.store.load_final` (the root always passed in), and `save` writes a model.
-`messagehooks train` and notebooks/02-train-baselines.ipynb call `train_from_store`.
+The models, features and metrics are pure (`features.training`); this is their input: the rows
+come from `dataset.store.load_final` (the root always passed in). `dataset.models.save` writes the
+models. `messagehooks train` and notebooks/02-train-baselines.ipynb call `train_from_store`.
 """
 
-import json
 import math
-from pathlib import Path
 from typing import Any
-
-import joblib
 
 from dataset import store
 from features.training import TASK_TABLE, TASKS, NotEnoughData, Task, TrainResult, train
@@ -52,11 +48,3 @@ def train_from_store(
         "summary": selection.summary(),
     }
     return result
-
-
-def save(result: TrainResult, out: Path) -> Path:
-    """model.joblib + metadata.json (dataset version, FEATURE_VERSION, metrics) in `out`."""
-    out.mkdir(parents=True, exist_ok=True)
-    joblib.dump(result.model, out / "model.joblib")
-    (out / "metadata.json").write_text(json.dumps(result.metadata(), indent=2, default=str) + "\n")
-    return out
