@@ -113,6 +113,7 @@ def run_train(settings: Settings, args: argparse.Namespace) -> int:
     """Train baselines on the final rows' train split, print their scores (and save them with --out)."""
     from dataset.models import save
     from dataset.training import train_from_store
+    from features.splits import SplitSpec
     from features.training import TASKS, NotEnoughData
 
     if args.folds < 2 or args.first_turns < 1:
@@ -129,6 +130,7 @@ def run_train(settings: Settings, args: argparse.Namespace) -> int:
                 folds=args.folds,
                 first_turns=args.first_turns,
                 include_open=args.include_open,
+                split=SplitSpec(),
             )
         except NotEnoughData as exc:
             raise MessageHooksError(f"not enough data to train: {exc}") from exc

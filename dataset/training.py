@@ -9,7 +9,8 @@ import math
 from typing import Any
 
 from dataset import store
-from features.training import TASK_TABLE, TASKS, NotEnoughData, Task, TrainResult, train
+from features.splits import SplitSpec
+from features.training import DEFAULT_SPLIT, TASK_TABLE, TASKS, NotEnoughData, Task, TrainResult, train
 
 
 def train_from_store(
@@ -18,9 +19,12 @@ def train_from_store(
     root: str,
     version: int | None = None,
     include_open: bool = False,
+    split: SplitSpec = DEFAULT_SPLIT,
     **kwargs: Any,
 ) -> TrainResult:
     """`train` on the final rows of the task's table at `version` (latest when None) under `root`.
+
+    Fitted on the train split of `split`, scored on its test split (`features.training.train`).
 
     The result records the versions read and what was left out (`TrainResult.labels`);
     `include_open` trains on every row instead (their labels may still change: biased).
@@ -33,7 +37,9 @@ def train_from_store(
         raise ValueError(f"unknown task {task!r}; the tasks are {', '.join(TASKS)}")
     selection = store.load_final(TASK_TABLE[task], version, root=root, include_open=include_open)
     try:
-        result = train(task, selection.rows, dataset_version=selection.versions[TASK_TABLE[task]], **kwargs)
+        result = train(
+            task, selection.rows, dataset_version=selection.versions[TASK_TABLE[task]], split=split, **kwargs
+        )
     except NotEnoughData as exc:
         if selection.left_out == 0:
             raise
