@@ -20,8 +20,8 @@ many it left out. The model is an unweighted logistic regression, so its probabi
 weights would move every probability towards the rare class: a Brier score worse than the
 dummy's, docs/dataset.md "Final labels").
 
-This module reads and writes nothing: `dataset.training` reads the store and saves models;
-`messagehooks train` and notebooks/02-train-baselines.ipynb call it.
+This module reads and writes nothing: `dataset.training` reads the store, `dataset.models` saves and
+loads the models (skops); `messagehooks train` and notebooks/02-train-baselines.ipynb call them.
 """
 
 import math
