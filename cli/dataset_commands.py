@@ -8,10 +8,14 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cli.flags import Commands, dataset_location, setting_flag
 from messagehooks.errors import ConfigError, MessageHooksError
 from messagehooks.settings import ENV_PREFIX, Settings
+
+if TYPE_CHECKING:
+    from features.training import TrainResult
 
 TRAINING_FORMATS = ("hf", "chat-jsonl")
 """Formats of the final rows of a version with their splits (dataset/exports/)."""
@@ -63,9 +67,16 @@ def add_dataset(commands: Commands, settings: Settings) -> None:
 def add_train(commands: Commands, settings: Settings) -> None:
     """``messagehooks train``."""
     train = commands.add_parser("train", help="train and evaluate a baseline model on a dataset version")
-    train.add_argument("--task", choices=["dropoff", "escalation"], required=True)
+    train.add_argument(
+        "--task", choices=["dropoff", "escalation"], default=None, help="one task (default: both)"
+    )
     train.add_argument("--version", type=int, default=None, help="table version (default: latest)")
-    train.add_argument("--out", type=Path, default=None, help="save model.joblib + metadata.json here")
+    train.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="save the models here: one skops file per task, model.json and a model card (README.md)",
+    )
     train.add_argument("--folds", type=int, default=5, help="grouped-by-chat folds (default: %(default)s)")
     train.add_argument(
         "--first-turns", type=int, default=2, help="escalation: turns seen (default: %(default)s)"
@@ -157,36 +168,52 @@ def _export_for_training(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def run_train(settings: Settings, args: argparse.Namespace) -> int:
-    """Train a baseline on the final rows and print its scores (and save it with --out)."""
-    from dataset.training import save, train_from_store
-    from features.training import NotEnoughData
+    """Train baselines on the final rows' train split, print their scores (and save them with --out)."""
+    from dataset.models import save
+    from dataset.training import train_from_store
+    from features.splits import SplitSpec
+    from features.training import TASKS, NotEnoughData
 
     if args.folds < 2 or args.first_turns < 1:
         raise MessageHooksError(
             f"need --folds 2 or more and --first-turns 1 or more, got {args.folds}, {args.first_turns}"
         )
-    try:
-        result = train_from_store(
-            args.task,
-            version=args.version,
-            root=settings.dataset_root,
-            folds=args.folds,
-            first_turns=args.first_turns,
-            include_open=args.include_open,
-        )
-    except NotEnoughData as exc:
-        raise MessageHooksError(f"not enough data to train: {exc}") from exc
+    results = []
+    for task in [args.task] if args.task else TASKS:
+        try:
+            result = train_from_store(
+                task,
+                version=args.version,
+                root=settings.dataset_root,
+                folds=args.folds,
+                first_turns=args.first_turns,
+                include_open=args.include_open,
+                split=SplitSpec.from_settings(settings),
+            )
+        except NotEnoughData as exc:
+            raise MessageHooksError(f"not enough data to train: {exc}") from exc
+        _print_result(result)
+        results.append(result)
+    if args.out is not None:
+        sys.stdout.write(f"\nsaved to {save(results, args.out)}\n")
+    return 0
+
+
+def _print_result(result: "TrainResult") -> None:
     versions = ", ".join(f"{table} version {v}" for table, v in result.labels["versions"].items())
+    rows, chats = result.split_rows, result.split_chats
     sys.stdout.write(
-        f"task {args.task}: {result.rows} rows, {result.chats} chats, "
+        f"task {result.task}: {result.rows} rows, {result.chats} chats, "
         f"positive rate {result.positive_rate:.3f}, {result.folds} folds grouped by chat; read {versions}\n"
-        f"{result.labels['summary']}\n\n"
+        f"{result.labels['summary']}\n"
+        f"split {result.split.seed!r} by chat: "
+        + ", ".join(f"{name} {rows[name]} rows ({chats[name]} chats)" for name in rows)
+        + " (validation unused)\n\n"
+        "cross-validation inside the train split:\n"
     )
     sys.stdout.write(result.metrics.round(4).to_string() + "\n")
     sys.stdout.write(f"calibration error (out of fold): {result.calibration_error:.4f}\n")
-    if args.out is not None:
-        sys.stdout.write(f"\nsaved to {save(result, args.out)}\n")
-    return 0
+    sys.stdout.write(f"\ntest split:\n{result.test_metrics.round(4).to_string()}\n\n")
 
 
 def run_backfill(settings: Settings, args: argparse.Namespace) -> int:

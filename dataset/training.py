@@ -1,19 +1,16 @@
 """Training on the store: the final rows of a pinned version in, a model and its metadata out.
 
-The models, features and metrics are pure (`features.training`); this is their I/O: the rows
-come from `dataset.store.load_final` (the root always passed in), and `save` writes a model.
-`messagehooks train` and notebooks/02-train-baselines.ipynb call `train_from_store`.
+The models, features and metrics are pure (`features.training`); this is their input: the rows
+come from `dataset.store.load_final` (the root always passed in). `dataset.models.save` writes the
+models. `messagehooks train` and notebooks/02-train-baselines.ipynb call `train_from_store`.
 """
 
-import json
 import math
-from pathlib import Path
 from typing import Any
 
-import joblib
-
 from dataset import store
-from features.training import TASK_TABLE, TASKS, NotEnoughData, Task, TrainResult, train
+from features.splits import SplitSpec
+from features.training import DEFAULT_SPLIT, TASK_TABLE, TASKS, NotEnoughData, Task, TrainResult, train
 
 
 def train_from_store(
@@ -22,9 +19,12 @@ def train_from_store(
     root: str,
     version: int | None = None,
     include_open: bool = False,
+    split: SplitSpec = DEFAULT_SPLIT,
     **kwargs: Any,
 ) -> TrainResult:
     """`train` on the final rows of the task's table at `version` (latest when None) under `root`.
+
+    Fitted on the train split of `split`, scored on its test split (`features.training.train`).
 
     The result records the versions read and what was left out (`TrainResult.labels`);
     `include_open` trains on every row instead (their labels may still change: biased).
@@ -37,7 +37,9 @@ def train_from_store(
         raise ValueError(f"unknown task {task!r}; the tasks are {', '.join(TASKS)}")
     selection = store.load_final(TASK_TABLE[task], version, root=root, include_open=include_open)
     try:
-        result = train(task, selection.rows, dataset_version=selection.versions[TASK_TABLE[task]], **kwargs)
+        result = train(
+            task, selection.rows, dataset_version=selection.versions[TASK_TABLE[task]], split=split, **kwargs
+        )
     except NotEnoughData as exc:
         if selection.left_out == 0:
             raise
@@ -52,11 +54,3 @@ def train_from_store(
         "summary": selection.summary(),
     }
     return result
-
-
-def save(result: TrainResult, out: Path) -> Path:
-    """model.joblib + metadata.json (dataset version, FEATURE_VERSION, metrics) in `out`."""
-    out.mkdir(parents=True, exist_ok=True)
-    joblib.dump(result.model, out / "model.joblib")
-    (out / "metadata.json").write_text(json.dumps(result.metadata(), indent=2, default=str) + "\n")
-    return out

@@ -1,8 +1,11 @@
 """Baseline models on a pinned dataset version: drop-off and escalation (scikit-learn).
 
-Two tasks, both binary, both evaluated with folds grouped by chat (no chat is ever in the train
-and the test part of a split, so a model cannot learn a chat's wording and "predict" its other
-turns), against a `DummyClassifier` on the same folds:
+Two tasks, both binary. Rows go to the train, validation or test split of their chat
+(`features.splits`: the same chat in every table, version and export). The model is fitted on the
+train split and scored on the test split; inside the train split it is also evaluated with folds
+grouped by chat (no chat in the train and the test part of a fold, so a model cannot learn a
+chat's wording and "predict" its other turns). Both against a `DummyClassifier` on the same rows.
+The validation split is left unseen, for whoever tunes a model on top:
 
 - dropoff: will the customer answer this bot/agent prompt? One row per `turn_pairs` row whose
   prompt is a bot or agent turn; label = not answered. Only what is known when the prompt ends
@@ -17,10 +20,11 @@ many it left out. The model is an unweighted logistic regression, so its probabi
 weights would move every probability towards the rare class: a Brier score worse than the
 dummy's, docs/dataset.md "Final labels").
 
-This module reads and writes nothing: `dataset.training` reads the store and saves models;
-`messagehooks train` and notebooks/02-train-baselines.ipynb call it.
+This module reads and writes nothing: `dataset.training` reads the store, `dataset.models` saves and
+loads the models (skops); `messagehooks train` and notebooks/02-train-baselines.ipynb call them.
 """
 
+import math
 import platform
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -42,6 +46,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from features.labels import LabelledTable
+from features.splits import SPLITS, Split, SplitSpec, splits_of
 from features.structs import FEATURE_VERSION
 from messagehooks.errors import MessageHooksError
 
@@ -50,6 +55,7 @@ TASKS: tuple[Task, ...] = ("dropoff", "escalation")
 TASK_TABLE: dict[Task, LabelledTable] = {"dropoff": "turn_pairs", "escalation": "conversations"}
 DEFAULT_FIRST_TURNS = 2
 """The greeting and the customer's first answer: the earliest point a model can help route."""
+DEFAULT_SPLIT = SplitSpec()
 
 DROPOFF_NUMERIC = [
     "prompt_chars",
@@ -91,6 +97,13 @@ class TrainResult:
     positive_rate: float
     dataset_version: int | None
     folds: int
+    split: SplitSpec = field(default_factory=SplitSpec)
+    split_rows: dict[Split, int] = field(default_factory=dict)
+    split_chats: dict[Split, int] = field(default_factory=dict)
+    test_metrics: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """ROC-AUC, PR-AUC and Brier on the test split (NaN where it lacks a class or rows)."""
+    features: list[str] = field(default_factory=list)
+    """The input columns the model reads, in order."""
     extra: dict[str, Any] = field(default_factory=dict)
     labels: dict[str, Any] = field(default_factory=dict)
     """What `load_final` read and left out (empty when `train` was given a frame)."""
@@ -111,7 +124,12 @@ class TrainResult:
             "chats": self.chats,
             "positive_rate": self.positive_rate,
             "folds": self.folds,
+            "split": {"seed": self.split.seed, "proportions": list(self.split.proportions)},
+            "split_rows": self.split_rows,
+            "split_chats": self.split_chats,
+            "features": self.features,
             "metrics": self.metrics.reset_index().to_dict(orient="records"),
+            "test_metrics": _records(self.test_metrics),
             "calibration_error": self.calibration_error,
             "labels": self.labels,
             "trained_at": datetime.now(tz=UTC).isoformat(),
@@ -209,11 +227,11 @@ def grouped_folds(groups: pd.Series, folds: int) -> Iterator[tuple[np.ndarray, n
     yield from GroupKFold(n_splits=folds).split(np.zeros(len(groups)), groups=groups)
 
 
-Split = tuple[np.ndarray, np.ndarray]
+Fold = tuple[np.ndarray, np.ndarray]
 
 
 def evaluate(
-    make_model: Callable[[], Any], x: pd.DataFrame, y: pd.Series, splits: list[Split]
+    make_model: Callable[[], Any], x: pd.DataFrame, y: pd.Series, splits: list[Fold]
 ) -> tuple[dict[str, list[float]], np.ndarray]:
     """Scores per fold and the out-of-fold probabilities of `make_model()`."""
     scores: dict[str, list[float]] = {"roc_auc": [], "pr_auc": [], "brier": []}
@@ -239,10 +257,12 @@ def train(
     folds: int = 5,
     first_turns: int = DEFAULT_FIRST_TURNS,
     seed: int = 0,
+    split: SplitSpec = DEFAULT_SPLIT,
 ) -> TrainResult:
-    """Evaluate the baseline and the dummy with grouped folds, then fit on everything.
+    """Fit the baseline and the dummy on the train split of `split`, score them on its test split.
 
-    `table` is used as given: `dataset.training.train_from_store` selects the final rows.
+    The grouped folds (cross-validation and the calibration curve, out of fold) run inside the
+    train split. `table` is used as given: `dataset.training.train_from_store` selects the final rows.
 
     Raises:
         NotEnoughData: too few rows, chats or examples of a class for `folds` honest folds.
@@ -252,9 +272,14 @@ def train(
         raise ValueError(f"unknown task {task!r}; the tasks are {', '.join(TASKS)}")
     if folds < 2 or first_turns < 1:
         raise ValueError(f"need folds >= 2 and first_turns >= 1, got {folds} and {first_turns}")
-    x, y, groups = dropoff_frame(table) if task == "dropoff" else escalation_frame(table, first_turns)
+    x_all, y_all, groups_all = (
+        dropoff_frame(table) if task == "dropoff" else escalation_frame(table, first_turns)
+    )
+    row_split = pd.Series(splits_of(groups_all, split), index=groups_all.index)
+    part = row_split.eq("train")
+    x, y, groups = x_all[part].reset_index(drop=True), y_all[part].reset_index(drop=True), groups_all[part]
     folds = min(folds, int(groups.nunique()))
-    splits = _checked_splits(task, y, groups, folds)
+    splits = _checked_splits(task, y, groups.reset_index(drop=True), folds)
     pipeline = make_pipeline(task, seed)
     model_scores, out_of_fold = evaluate(lambda: clone(pipeline), x, y, splits)
     dummy_scores, _ = evaluate(lambda: DummyClassifier(strategy="prior"), x, y, splits)
@@ -267,6 +292,12 @@ def train(
         index=pd.Index(["logistic_regression", "dummy_prior"], name="model"),
     )
     model = clone(pipeline).fit(x, y)
+    test = row_split.eq("test")
+    test_metrics = holdout_scores(
+        {"logistic_regression": model, "dummy_prior": DummyClassifier(strategy="prior").fit(x, y)},
+        x_all[test],
+        y_all[test],
+    )
     prob_true, prob_pred = calibration_curve(y, out_of_fold, n_bins=10, strategy="quantile")
     return TrainResult(
         task=task,
@@ -274,21 +305,44 @@ def train(
         metrics=metrics,
         importances=importances(model),
         calibration=pd.DataFrame({"predicted": prob_pred, "observed": prob_true}),
-        rows=len(y),
-        chats=int(groups.nunique()),
-        positive_rate=float(y.mean()),
+        rows=len(y_all),
+        chats=int(groups_all.nunique()),
+        positive_rate=float(y_all.mean()),
         dataset_version=dataset_version,
         folds=folds,
+        split=split,
+        split_rows={name: int(row_split.eq(name).sum()) for name in SPLITS},
+        split_chats={name: int(groups_all[row_split.eq(name)].nunique()) for name in SPLITS},
+        test_metrics=test_metrics,
+        features=[str(column) for column in x.columns],
         extra={"first_turns": first_turns} if task == "escalation" else {},
     )
 
 
-def _checked_splits(task: Task, y: pd.Series, groups: pd.Series, folds: int) -> list[Split]:
+def holdout_scores(models: dict[str, Any], x: pd.DataFrame, y: pd.Series) -> pd.DataFrame:
+    """ROC-AUC, PR-AUC and Brier of each fitted model on held-out rows (NaN where undefined)."""
+    scores: dict[str, list[float]] = {"roc_auc": [], "pr_auc": [], "brier": []}
+    for model in models.values():
+        probability = model.predict_proba(x)[:, 1] if len(y) else np.zeros(0)
+        both = y.nunique() == 2
+        scores["roc_auc"].append(float(roc_auc_score(y, probability)) if both else math.nan)
+        scores["pr_auc"].append(float(average_precision_score(y, probability)) if both else math.nan)
+        scores["brier"].append(float(brier_score_loss(y, probability)) if len(y) else math.nan)
+    return pd.DataFrame(scores, index=pd.Index(list(models), name="model"))
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """A metrics frame as JSON records, NaN as None (JSON has no NaN)."""
+    records = cast(list[dict[str, Any]], frame.reset_index().to_dict(orient="records"))
+    return [{k: None if isinstance(v, float) and math.isnan(v) else v for k, v in r.items()} for r in records]
+
+
+def _checked_splits(task: Task, y: pd.Series, groups: pd.Series, folds: int) -> list[Fold]:
     """The grouped folds, if every training part holds both classes and a test part can be scored."""
     positives = int(y.sum())
     what = (
-        f"{task}: {len(y)} rows from {int(groups.nunique())} chats, {positives} positive and "
-        f"{len(y) - positives} negative"
+        f"{task}: {len(y)} rows from {int(groups.nunique())} chats in the train split, {positives} "
+        f"positive and {len(y) - positives} negative"
     )
     if folds < 2 or min(positives, len(y) - positives) < folds:
         raise NotEnoughData(f"{what}: need 2+ chats and at least {max(folds, 2)} rows of each class")

@@ -16,7 +16,9 @@ MessageHooksError
 ├── TableCorrupt         a dataset table whose Delta log cannot be read (names the file at fault)
 ├── GaveUp               `up`: a child or the broker kept dying
 ├── UnsupportedVersion   Faust, mode or aiokafka is not the release streams/patches/ was written for
-└── NotEnoughData        (also a ValueError; features/training.py) too little data to train honestly
+├── NotEnoughData        (also a ValueError; features/training.py) too little data to train honestly
+├── ModelMismatch        a saved model's FEATURE_VERSION (or artefact format) is not the running code's
+└── UntrustedModel       a saved model is altered, or holds a type outside the trusted list (skops)
 
 A command prints any of them as one line (cli/main.py). A wrong argument passed by code to a pure
 function (a negative setting, a message of another chat) stays a plain ValueError: a bug to fix,
@@ -125,3 +127,14 @@ class TableCorrupt(MessageHooksError):
 
 class GaveUp(MessageHooksError):
     """A child (or the broker) kept dying: the message says which and how often."""
+
+
+class ModelMismatch(MessageHooksError):
+    """A saved model was made for other features (FEATURE_VERSION) or another artefact format.
+
+    Its features would be computed by code that means something else by them: retrain instead.
+    """
+
+
+class UntrustedModel(MessageHooksError):
+    """A saved model's file does not match its card, or holds a type outside the trusted list."""

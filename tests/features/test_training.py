@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from cli.main import main
 from dataset import store
-from dataset.training import save, train_from_store
+from dataset.models import save
+from dataset.training import train_from_store
 from devtools.simulate import SimulationOptions
 from features.batch import build_dataset, pairs_frame
 from features.labels import conversation_starts
@@ -105,15 +106,15 @@ def test_escalation_uses_only_turns_before_an_agent(dataset_root):
 
 def test_saved_model_names_its_dataset_version_and_feature_version(dataset_root, tmp_path):
     result = train_from_store("dropoff", root=dataset_root, folds=3)
-    out = save(result, tmp_path / "model")
-    metadata = json.loads((out / "metadata.json").read_text())
+    out = save([result], tmp_path / "model")
+    metadata = json.loads((out / "model.json").read_text())["tasks"]["dropoff"]
     assert (metadata["dataset_version"], metadata["feature_version"], metadata["table"]) == (
         0,
         FEATURE_VERSION,
         "turn_pairs",
     )
     assert {m["model"] for m in metadata["metrics"]} == {"logistic_regression", "dummy_prior"}
-    assert (out / "model.joblib").stat().st_size > 0
+    assert (out / "dropoff.skops").stat().st_size > 0
 
 
 def test_too_little_data_is_a_clear_error(dataset_root):
@@ -145,7 +146,10 @@ def test_train_command_prints_the_metrics_table(dataset_root, tmp_path, capsys):
     assert "calibration error (out of fold): 0.0" in out
     assert "logistic_regression" in out
     assert "dummy_prior" in out
-    assert (tmp_path / "m" / "model.joblib").exists()
+    assert "split 'messagehooks-splits-1' by chat: train " in out
+    assert "\ntest split:\n" in out
+    assert (tmp_path / "m" / "dropoff.skops").exists()
+    assert not (tmp_path / "m" / "escalation.skops").exists()  # --task: that one only
 
 
 def test_train_command_on_an_empty_root_is_one_line(tmp_path, capsys):

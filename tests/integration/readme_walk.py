@@ -133,10 +133,15 @@ BASELINE, DUMMY = "logistic_regression", "dummy_prior"
 
 
 def printed_metrics(output: str) -> pd.DataFrame:
-    """The metrics table `messagehooks train` prints (a row per model: roc_auc_mean, …)."""
+    """The cross-validation table `messagehooks train` prints (a row per model: roc_auc_mean, …).
+
+    The first one: the test split's table (roc_auc, …) and another task's come after it.
+    """
     lines = output.splitlines()
-    rows = [line.split() for line in lines if line.split()[:1] in ([BASELINE], [DUMMY])]
-    header = next(line.split() for line in lines if line.split()[:1] == ["roc_auc_mean"])
+    start = next(i for i, line in enumerate(lines) if line.split()[:1] == ["roc_auc_mean"])
+    header = lines[start].split()
+    table = lines[start + 1 : start + 4]
+    rows = [line.split() for line in table if line.split()[:1] in ([BASELINE], [DUMMY])]
     return pd.DataFrame({row[0]: [float(v) for v in row[1:]] for row in rows}, index=header).T
 
 

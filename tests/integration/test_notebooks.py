@@ -23,6 +23,7 @@ from nbclient import NotebookClient
 
 from dataset import store
 from devtools.simulate import SimulationOptions, simulate
+from features.structs import FEATURE_VERSION
 from tests.conftest import broker_env
 from tests.integration.checkout import CHECKOUT, copy_of_the_checkout, imported_from
 from tests.integration.engines import ENGINES
@@ -132,8 +133,11 @@ def test_notebook_runs_end_to_end(name, checkout_with_dataset, tmp_path, monkeyp
         for figure in FIGURES:
             assert (tmp_path / "figures" / f"{figure}.png").stat().st_size > 0, figure
     else:
+        card = json.loads((tmp_path / "models" / "model.json").read_text())
+        assert card["feature_version"] == FEATURE_VERSION
         for task, table in (("dropoff", "turn_pairs"), ("escalation", "conversations")):
-            metadata = json.loads((tmp_path / "models" / task / "metadata.json").read_text())
+            metadata = card["tasks"][task]
+            assert (tmp_path / "models" / f"{task}.skops").stat().st_size > 0
             scores = {m["model"]: m for m in metadata["metrics"]}
             assert scores["logistic_regression"]["roc_auc_mean"] > scores["dummy_prior"]["roc_auc_mean"], task
             assert scores["logistic_regression"]["pr_auc_mean"] > scores["dummy_prior"]["pr_auc_mean"], task
