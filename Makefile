@@ -1,5 +1,5 @@
 # messagehooks: `make run` starts the whole pipeline, `make test` runs every test,
-# `make test-fast` the unit and property tests only (under a minute, for iteration).
+# `make test-fast` the unit and property tests only (for iteration).
 # Both create .venv on first use (python3 -m venv; pip install -e '.[dev]').
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -46,8 +46,8 @@ test: venv tools  ## run every test (unit, property, integration on both broker 
 
 # What needs no broker, no server and no child process of ours: the `integration` tests are those,
 # `slow` ones do long real work without them (pyproject.toml, [tool.pytest.ini_options] markers).
-test-fast: $(STAMP)  ## run the unit and property tests only (no broker, server or process), in under a minute
-	$(BIN)/pytest -q -n 0 -m "not integration and not slow"
+test-fast: $(STAMP)  ## run the unit and property tests only (no broker, server or process), on 2 workers
+	$(BIN)/pytest -q -n 2 -m "not integration and not slow"
 
 check: $(STAMP) tools  ## format check, lint, type check, dependency audit
 	$(BIN)/ruff format --check .
