@@ -53,5 +53,5 @@ async def eventually_async(
         if inspect.isawaitable(value):
             value = await value
         if until.over(value):
-            return value  # type: ignore[return-value]
+            return value  # type: ignore[return-value]  # awaited above: mypy cannot narrow T | Awaitable[T] to T
         await asyncio.sleep(interval)
